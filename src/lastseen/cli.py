@@ -1,0 +1,5 @@
+"""Command line entry point (filled in by the hub)."""
+
+
+def main() -> None:
+    print("lastseen")

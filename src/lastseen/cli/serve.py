@@ -1,0 +1,148 @@
+"""``lastseen serve``: run the hub."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from lastseen.errors import ConfigError
+from lastseen.settings import Settings, load_settings
+
+log = logging.getLogger("lastseen.serve")
+
+#: Flags of ``serve``; each also reads ``LASTSEEN_<NAME>`` (see settings.py).
+_FLAGS: list[tuple[str, dict[str, Any]]] = [
+    ("--host", {"help": "address to listen on (default 127.0.0.1)"}),
+    ("--port", {"help": "port to listen on (default 8080)"}),
+    ("--data-dir", {"help": "where the SQLite database lives (default ./data)"}),
+    ("--stale-after", {"help": "seconds without a sign of life before stale (default 40)"}),
+    ("--offline-after", {"help": "seconds without a sign of life before offline (default 300)"}),
+    ("--config", {"help": "a TOML config file (profiles live there)"}),
+    ("--redis", {"help": "Redis URL (scale-out mode)"}),
+    ("--postgres", {"help": "PostgreSQL DSN (scale-out mode)"}),
+    ("--mqtt", {"help": "MQTT broker URL"}),
+    ("--flush-interval", {"help": "seconds between last_seen write-behind flushes (default 1)"}),
+    ("--log-level", {"help": "debug, info, warning or error (default info)"}),
+    ("--log-format", {"help": "text or json (default text)"}),
+]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the hub",
+        description="Run the presence hub. Every flag also reads LASTSEEN_<FLAG>, "
+        "e.g. LASTSEEN_PORT; the admin key comes from LASTSEEN_ADMIN_KEY.",
+    )
+    for flag, options in _FLAGS:
+        parser.add_argument(flag, **options)
+    parser.set_defaults(func=run)
+
+
+class _Server(uvicorn.Server):
+    """Closes live streams first on SIGTERM/SIGINT, so shutdown never waits on them."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Any) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._on_exit()
+        super().handle_exit(sig, frame)
+
+
+def _prepare_data_dir(settings: Settings) -> Path:
+    path = settings.data_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--data-dir {path}: cannot create: {exc.strerror}") from exc
+    if not path.is_dir():
+        raise ConfigError(f"--data-dir {path}: not a directory")
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"--data-dir {path}: not writable")
+    return path
+
+
+async def _serve(settings: Settings) -> None:
+    # Imported here so that `lastseen --help` stays fast.
+    from lastseen.http.app import create_app
+    from lastseen.hub.core import Hub
+    from lastseen.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(_prepare_data_dir(settings) / "lastseen.db")
+    hub = Hub(settings, store)
+    app = create_app(hub)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="none",
+        http="httptools",
+        ws="websockets-sansio",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+    )
+    loop = asyncio.get_running_loop()
+    server = _Server(config, lambda: loop.call_soon_threadsafe(hub.broadcaster.close_all))
+    log.info(
+        "event=starting url=http://%s:%d data_dir=%s auth=%s stale_after=%g offline_after=%g",
+        settings.host,
+        settings.port,
+        settings.data_dir,
+        "key" if settings.admin_key else "open",
+        settings.default_profile.stale_after,
+        settings.default_profile.offline_after,
+    )
+    await server.serve()
+    if server.started is False and not server.should_exit:
+        raise SystemExit(1)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lastseen import logs
+
+    flags = {
+        name.lstrip("-").replace("-", "_"): getattr(args, name.lstrip("-").replace("-", "_"))
+        for name, _ in _FLAGS
+    }
+    try:
+        settings = load_settings(flags)
+        if settings.redis or settings.postgres or settings.mqtt:
+            raise ConfigError(
+                "--redis, --postgres and --mqtt (scale-out and MQTT) are not available in "
+                "this version; run without them for the embedded hub"
+            )
+    except ConfigError as exc:
+        print(f"lastseen: {exc.message}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        import uvloop
+
+        loop_factory: Any = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is absent on Windows
+        loop_factory = None
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(_serve(settings))
+    except ConfigError as exc:
+        print(f"lastseen: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # pragma: no cover - a second Ctrl-C during shutdown
+        return 130
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    return 0

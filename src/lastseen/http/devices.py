@@ -1,0 +1,189 @@
+"""Device routes: heartbeats (single and batched), registry, history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from lastseen.errors import InvalidInput, LastseenError
+from lastseen.http import validation as v
+from lastseen.http.responses import JSONResponse
+from lastseen.hub.core import BeatResult, Hub, check_device_id
+from lastseen.store import DeviceQuery
+from lastseen.timefmt import rfc3339, rfc3339_or_none
+from lastseen.wire import device_json, event_record_json
+
+_HEARTBEAT_FIELDS = frozenset({"attributes", "metrics"})
+_BATCH_ITEM_FIELDS = frozenset({"device_id", "attributes", "metrics"})
+_PUT_FIELDS = frozenset({"profile", "labels"})
+
+
+def _hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+def _beat_json(result: BeatResult) -> dict[str, Any]:
+    state = result.state
+    return {
+        "device_id": result.device_id,
+        "status": state.status.value,
+        "status_since": rfc3339(state.since),
+        "last_seen": rfc3339_or_none(state.last_seen),
+        "next_heartbeat_in": result.profile.heartbeat_hint,
+        "pending_commands": [],
+        "should_reconnect": False,
+    }
+
+
+async def heartbeat(request: Request) -> Response:
+    hub = _hub(request)
+    device_id = check_device_id(request.path_params["device_id"])
+    body = await v.read_json(request, hub.settings.max_body, allow_empty=True)
+    attributes = metrics = None
+    if body is not None:
+        body = v.require_object(body, "heartbeat body")
+        v.refuse_unknown(body, _HEARTBEAT_FIELDS, "heartbeat body")
+        attributes = v.attributes(body.get("attributes"))
+        metrics = v.metrics(body.get("metrics"))
+    result = await hub.heartbeat(device_id, attributes=attributes, metrics=metrics)
+    return JSONResponse(_beat_json(result))
+
+
+async def heartbeats(request: Request) -> Response:
+    """A gateway's batch. The envelope is all-or-nothing; items are judged one by one."""
+    hub = _hub(request)
+    body = v.require_object(await v.read_json(request, hub.settings.max_body), "batch body")
+    v.refuse_unknown(body, frozenset({"heartbeats"}), "batch body")
+    items = body.get("heartbeats")
+    if not isinstance(items, list):
+        raise InvalidInput("heartbeats must be a JSON array", code="invalid_body")
+    if len(items) > hub.settings.max_batch:
+        raise InvalidInput(
+            f"at most {hub.settings.max_batch} heartbeats per batch", code="batch_too_large"
+        )
+    accepted: list[tuple[str, dict[str, Any] | None, dict[str, float] | None]] = []
+    slots: list[dict[str, Any] | None] = []
+    rejected = 0
+    for item in items:
+        device_id = item.get("device_id") if isinstance(item, dict) else None
+        try:
+            item = v.require_object(item, "batch item")
+            v.refuse_unknown(item, _BATCH_ITEM_FIELDS, "batch item")
+            if not isinstance(device_id, str):
+                raise InvalidInput("device_id must be a string", code="invalid_device_id")
+            check_device_id(device_id)
+            accepted.append(
+                (device_id, v.attributes(item.get("attributes")), v.metrics(item.get("metrics")))
+            )
+            slots.append(None)
+        except LastseenError as exc:
+            rejected += 1
+            hub.metrics.rejected.inc(1.0, exc.code)
+            slots.append(
+                {
+                    "device_id": device_id if isinstance(device_id, str) else None,
+                    "error": {"code": exc.code, "message": exc.message},
+                }
+            )
+    results = iter(await hub.heartbeats(accepted))
+    out = []
+    for slot in slots:
+        if slot is None:
+            result = next(results)
+            out.append({"device_id": result.device_id, "status": result.state.status.value})
+        else:
+            out.append(slot)
+    return JSONResponse({"accepted": len(accepted), "rejected": rejected, "results": out})
+
+
+async def put_device(request: Request) -> Response:
+    hub = _hub(request)
+    device_id = check_device_id(request.path_params["device_id"])
+    body = await v.read_json(request, hub.settings.max_body, allow_empty=True)
+    body = v.require_object(body if body is not None else {}, "device body")
+    v.refuse_unknown(body, _PUT_FIELDS, "device body")
+    profile = body.get("profile")
+    if profile is not None and not isinstance(profile, str):
+        raise InvalidInput("profile must be a string", code="unknown_profile")
+    labels = v.labels(body["labels"]) if body.get("labels") is not None else None
+    record, created = await hub.put_device(device_id, profile=profile, labels=labels)
+    return JSONResponse(
+        device_json(record, hub.profiles.get(record.profile)), status_code=201 if created else 200
+    )
+
+
+async def get_device(request: Request) -> Response:
+    hub = _hub(request)
+    record, profile = hub.get(check_device_id(request.path_params["device_id"]))
+    return JSONResponse(device_json(record, profile))
+
+
+async def delete_device(request: Request) -> Response:
+    hub = _hub(request)
+    await hub.delete_device(check_device_id(request.path_params["device_id"]))
+    return Response(status_code=204)
+
+
+async def list_devices(request: Request) -> Response:
+    hub = _hub(request)
+    params = request.query_params
+    status = params.get("status")
+    label = params.get("label")
+    after = params.get("after") or None
+    if after is not None:
+        check_device_id(after)
+    query = DeviceQuery(
+        status=v.status(status) if status else None,
+        profile=params.get("profile") or None,
+        label=v.label_pair(label) if label else None,
+        after=after,
+        limit=v.int_param(request, "limit", 100, minimum=1, maximum=1000) or 100,
+    )
+    page, cursor, seq = await hub.list_devices(query)
+    return JSONResponse(
+        {
+            "devices": [device_json(record, profile) for record, profile in page],
+            "seq": seq,
+            "next": cursor,
+        }
+    )
+
+
+async def device_transitions(request: Request) -> Response:
+    hub = _hub(request)
+    device_id = check_device_id(request.path_params["device_id"])
+    hub.get(device_id)  # 404 for an unknown device
+    after = v.int_param(request, "after", 0) or 0
+    limit = v.int_param(request, "limit", 100, minimum=1, maximum=1000) or 100
+    events = await hub.store.events(after, limit, device_id=device_id)
+    return JSONResponse({"events": [event_record_json(e) for e in events]})
+
+
+async def events(request: Request) -> Response:
+    hub = _hub(request)
+    after = v.int_param(request, "after", 0) or 0
+    limit = v.int_param(request, "limit", 100, minimum=1, maximum=1000) or 100
+    found = await hub.store.events(after, limit)
+    return JSONResponse(
+        {
+            "events": [event_record_json(e) for e in found],
+            "first_seq": await hub.store.first_seq(),
+            "last_seq": await hub.store.last_seq(),
+        }
+    )
+
+
+routes = [
+    Route("/v1/devices/{device_id}/heartbeat", heartbeat, methods=["POST"]),
+    Route("/v1/heartbeats", heartbeats, methods=["POST"]),
+    Route("/v1/devices", list_devices, methods=["GET"]),
+    Route("/v1/devices/{device_id}", get_device, methods=["GET"]),
+    Route("/v1/devices/{device_id}", put_device, methods=["PUT"]),
+    Route("/v1/devices/{device_id}", delete_device, methods=["DELETE"]),
+    Route("/v1/devices/{device_id}/transitions", device_transitions, methods=["GET"]),
+    Route("/v1/events", events, methods=["GET"]),
+]

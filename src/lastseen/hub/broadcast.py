@@ -1,0 +1,174 @@
+"""Fan-out of committed transitions to stream subscribers (SSE and WebSocket).
+
+Every transition is serialised once, when it is published, and the same bytes go to
+every subscriber. Each subscriber has a bounded queue; a subscriber that falls
+further behind than that is sent a ``reset`` and disconnected, so one slow browser
+can never slow the hub or grow its memory (the overflow is counted in metrics).
+A ring of recent events lets a reconnecting subscriber resume without a query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import orjson
+
+from lastseen.presence import Status
+
+
+@dataclass(frozen=True, slots=True)
+class WireEvent:
+    """A published transition: its routing facts and its serialised JSON object."""
+
+    seq: int
+    device_id: str
+    from_status: Status
+    to_status: Status
+    labels: Mapping[str, str]
+    json: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFilter:
+    """Which transitions a subscriber wants; empty fields match everything."""
+
+    devices: frozenset[str] = frozenset()
+    statuses: frozenset[Status] = frozenset()
+    labels: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_open(self) -> bool:
+        return not (self.devices or self.statuses or self.labels)
+
+    def matches_device(self, device_id: str, labels: Mapping[str, str]) -> bool:
+        if self.devices and device_id not in self.devices:
+            return False
+        return all(labels.get(k) == v for k, v in self.labels)
+
+    def matches(self, event: WireEvent) -> bool:
+        if self.statuses and not (
+            event.from_status in self.statuses or event.to_status in self.statuses
+        ):
+            return False
+        return self.matches_device(event.device_id, event.labels)
+
+
+#: Message kinds a subscriber receives, paired with their JSON body.
+TRANSITION, SEEN, RESET, DEVICE = "transition", "seen", "reset", "device"
+
+#: ``(kind, seq, JSON body)``; seq is 0 for messages that are not transitions.
+Message = tuple[str, int, bytes]
+
+
+@dataclass(slots=True, eq=False)
+class Subscriber:
+    """One open stream. The stream handler awaits ``get()``; the hub calls ``push``."""
+
+    filter: StreamFilter
+    limit: int
+    #: Live transitions with a seq at or below this were already sent by the backfill.
+    skip_through: int = 0
+    queue: deque[Message] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: bool = False
+    overflowed: bool = False
+
+    def push(self, kind: str, seq: int, body: bytes) -> bool:
+        """Queue a message; False (and the subscriber is reset) when it is too far behind."""
+        if self.closed:
+            return True
+        if kind == TRANSITION and seq <= self.skip_through:
+            return True
+        if len(self.queue) >= self.limit:
+            self.overflowed = True
+            self.queue.clear()
+            self.queue.append((RESET, seq, orjson.dumps({"type": RESET, "reason": "slow"})))
+            self.closed = True
+            self.wake.set()
+            return False
+        self.queue.append((kind, seq, body))
+        self.wake.set()
+        return True
+
+    async def get(self, timeout: float | None = None) -> Message | None:
+        """Next message, or None on timeout (for keep-alives) or when closed and drained."""
+        while True:
+            while not self.queue:
+                if self.closed:
+                    return None
+                self.wake.clear()
+                try:
+                    async with asyncio.timeout(timeout):
+                        await self.wake.wait()
+                except TimeoutError:
+                    return None
+            message = self.queue.popleft()
+            # Pushed before a backfill raised the bar: already sent by the backfill.
+            if message[0] != TRANSITION or message[1] > self.skip_through:
+                return message
+
+    def close(self) -> None:
+        self.closed = True
+        self.wake.set()
+
+
+class Broadcaster:
+    def __init__(
+        self,
+        *,
+        replay_size: int,
+        queue_size: int,
+        on_overflow: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.replay: deque[WireEvent] = deque(maxlen=replay_size)
+        self.subscribers: set[Subscriber] = set()
+        self.queue_size = queue_size
+        self._on_overflow = on_overflow
+
+    def subscribe(self, stream_filter: StreamFilter) -> Subscriber:
+        subscriber = Subscriber(stream_filter, self.queue_size)
+        self.subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        subscriber.close()
+        self.subscribers.discard(subscriber)
+
+    def publish(self, events: Iterable[WireEvent]) -> None:
+        """Send committed events, in seq order, to every matching subscriber."""
+        subscribers = self.subscribers
+        for event in events:
+            self.replay.append(event)
+            for subscriber in subscribers:
+                if subscriber.filter.is_open or subscriber.filter.matches(event):
+                    self._push(subscriber, TRANSITION, event.seq, event.json)
+
+    def publish_message(self, kind: str, body_for: Callable[[StreamFilter], bytes | None]) -> None:
+        """Send a non-transition message; ``body_for`` builds it per filter (None: skip)."""
+        cache: dict[StreamFilter, bytes | None] = {}
+        for subscriber in list(self.subscribers):
+            key = subscriber.filter
+            if key not in cache:
+                cache[key] = body_for(key)
+            body = cache[key]
+            if body is not None:
+                self._push(subscriber, kind, 0, body)
+
+    def _push(self, subscriber: Subscriber, kind: str, seq: int, body: bytes) -> None:
+        if not subscriber.push(kind, seq, body):
+            self.subscribers.discard(subscriber)
+            self._on_overflow()
+
+    def replay_after(self, after: int) -> list[WireEvent] | None:
+        """Events with seq > ``after`` from memory, or None if the ring does not reach back."""
+        replay = self.replay
+        if not replay or replay[0].seq > after + 1:
+            return None
+        return [e for e in replay if e.seq > after]
+
+    def close_all(self) -> None:
+        for subscriber in list(self.subscribers):
+            self.unsubscribe(subscriber)

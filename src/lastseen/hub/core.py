@@ -1,0 +1,666 @@
+"""The embedded hub: hot presence in memory, durability in the store, deadlines on a heap.
+
+One event loop owns all device state, so every state change is atomic by
+construction (no locks, no read-modify-write races between a heartbeat and a
+probe: seed 001's bug cannot happen). Each change goes through the pure engine,
+then either
+
+* touches something durable (a transition, a registration, a session) and waits
+  for the group commit before it is answered and published, or
+* only moves ``last_seen`` (an online device beating again): no SQL write, the row
+  is marked dirty for the write-behind flush.
+
+Deadlines live in a heap of ``(deadline, device_id)``. A heartbeat only ever moves a
+device's deadline *later*, so it does not touch the heap: the old entry fires, the
+sweeper sees the device is not due yet and pushes the real deadline. Each device
+therefore has at most one live heap entry (``Entry.scheduled``) and the hot path
+stays O(1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from types import MappingProxyType
+from typing import Any
+
+import orjson
+
+from lastseen.clock import Clock, SystemClock
+from lastseen.errors import InvalidInput, NotFound, Unavailable
+from lastseen.hub.broadcast import (
+    DEVICE,
+    RESET,
+    SEEN,
+    TRANSITION,
+    Broadcaster,
+    Message,
+    StreamFilter,
+    Subscriber,
+    WireEvent,
+)
+from lastseen.hub.committer import Committer
+from lastseen.hub.instruments import HubMetrics
+from lastseen.presence import (
+    DeviceState,
+    Observation,
+    Profile,
+    Source,
+    Status,
+    Transition,
+    advance,
+    new_device,
+    next_deadline,
+    observe,
+)
+from lastseen.settings import Settings
+from lastseen.store import DeviceQuery, DeviceRecord, EventRecord, Store
+from lastseen.timefmt import rfc3339
+from lastseen.wire import device_json, event_json
+
+log = logging.getLogger("lastseen.presence")
+
+DEVICE_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _seen_message(
+    stamps: Mapping[str, tuple[str, Mapping[str, str]]], stream_filter: StreamFilter
+) -> bytes | None:
+    chosen = {
+        device_id: when
+        for device_id, (when, labels) in stamps.items()
+        if stream_filter.is_open or stream_filter.matches_device(device_id, labels)
+    }
+    return orjson.dumps({"type": SEEN, "devices": chosen}) if chosen else None
+
+
+def check_device_id(device_id: str) -> str:
+    if DEVICE_ID.fullmatch(device_id) is None:
+        raise InvalidInput(
+            "device id must be 1-128 characters of A-Z a-z 0-9 . _ : @ -",
+            code="invalid_device_id",
+        )
+    return device_id
+
+
+class Entry:
+    """A device's hot state. Mutated only on the event loop.
+
+    ``scheduled`` is the deadline of this device's live heap entry, if any.
+    """
+
+    __slots__ = (
+        "attributes",
+        "created_at",
+        "labels",
+        "metrics",
+        "profile",
+        "scheduled",
+        "state",
+        "updated_at",
+    )
+
+    def __init__(
+        self,
+        state: DeviceState,
+        profile: Profile,
+        labels: Mapping[str, str] = _EMPTY,
+        attributes: Mapping[str, Any] = _EMPTY,
+        metrics: Mapping[str, Any] = _EMPTY,
+        created_at: float = 0.0,
+        updated_at: float = 0.0,
+    ) -> None:
+        self.state = state
+        self.profile = profile
+        self.labels = labels
+        self.attributes = attributes
+        self.metrics = metrics
+        self.created_at = created_at
+        self.updated_at = updated_at
+        self.scheduled: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BeatResult:
+    device_id: str
+    state: DeviceState
+    profile: Profile
+
+
+@dataclass(slots=True)
+class _Changes:
+    """What one operation touched; becomes one commit."""
+
+    ids: set[str] = field(default_factory=set)
+    events: list[EventRecord] = field(default_factory=list)
+
+
+class Hub:
+    """Presence for the whole fleet in one process."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.profiles = settings.profiles
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.entries: dict[str, Entry] = {}
+        self.seq = 0
+        self.started_at = time.time()
+        self.status_counts = dict.fromkeys(Status, 0)
+        self.metrics = HubMetrics(self)
+        self.broadcaster = Broadcaster(
+            replay_size=settings.replay_buffer,
+            queue_size=settings.subscriber_queue,
+            on_overflow=self.metrics.subscriber_resets.inc,
+        )
+        self.committer = Committer(
+            store,
+            self._snapshot,
+            self._publish,
+            flush_interval=settings.flush_interval,
+            commit_seconds=self.metrics.commit_seconds,
+            rows_written=self.metrics.rows_written,
+            failures=self.metrics.commit_failures,
+        )
+        self._heap: list[tuple[float, str]] = []
+        self._timer_wake = asyncio.Event()
+        self._seen: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._published_at: dict[int, float] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Open the store, rebuild hot state, fire deadlines missed while down, run."""
+        await self.store.open()
+        self.seq = await self.store.last_seq()
+        now = self.clock.now()
+        changes = _Changes()
+        for record in await self.store.load_devices():
+            profile = self._profile_or_default(record.profile)
+            entry = Entry(
+                record.state,
+                profile,
+                record.labels,
+                record.attributes,
+                record.metrics,
+                record.created_at,
+                record.updated_at,
+            )
+            self.entries[record.id] = entry
+            self.status_counts[record.state.status] += 1
+            # Deadlines that passed while the hub was down fire now, stamped at the
+            # deadline itself, exactly as if the hub had been running.
+            self._advance(record.id, entry, now, changes)
+        heapq.heapify(self._heap)
+        if changes.ids:
+            log.info(
+                "event=recovered devices=%d transitions=%d", len(changes.ids), len(changes.events)
+            )
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self.committer.run(), name="committer"),
+            loop.create_task(self._timer(), name="deadline-timer"),
+            loop.create_task(self._seen_ticker(), name="seen-ticker"),
+            loop.create_task(self._pruner(), name="pruner"),
+        ]
+        if changes.ids:
+            await self.committer.submit(changes.ids, changes.events)
+
+    async def stop(self) -> None:
+        """Flush write-behind and pending commits, close streams, close the store."""
+        for task in self._tasks[1:]:
+            task.cancel()
+        self.committer.stop()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.broadcaster.close_all()
+        await self.store.close()
+
+    def _profile_or_default(self, name: str) -> Profile:
+        if name in self.profiles:
+            return self.profiles.get(name)
+        log.warning("event=unknown_profile profile=%s fallback=default", name)
+        return self.profiles.default
+
+    # ------------------------------------------------------------------ state changes
+
+    def _emit(
+        self, device_id: str, entry: Entry, transitions: Sequence[Transition], changes: _Changes
+    ) -> None:
+        counts = self.status_counts
+        for transition in transitions:
+            self.seq += 1
+            changes.events.append(EventRecord(self.seq, device_id, transition))
+            counts[transition.from_status] -= 1
+            counts[transition.to_status] += 1
+            self.metrics.transitions.inc(
+                1.0, transition.from_status.value, transition.to_status.value
+            )
+            log.info(
+                "event=transition device=%s from=%s to=%s reason=%s source=%s seq=%d at=%s",
+                device_id,
+                transition.from_status.value,
+                transition.to_status.value,
+                transition.reason.value,
+                transition.source.value,
+                self.seq,
+                rfc3339(transition.at),
+            )
+
+    def _reschedule(self, device_id: str, entry: Entry) -> None:
+        deadline = next_deadline(entry.state, entry.profile)
+        if deadline is None:
+            return
+        scheduled = entry.scheduled
+        # An existing earlier entry will fire first and re-check; never add a second.
+        if scheduled is not None and scheduled <= deadline:
+            return
+        entry.scheduled = deadline
+        heapq.heappush(self._heap, (deadline, device_id))
+        if self._heap[0][1] == device_id:
+            self._timer_wake.set()
+
+    def _advance(self, device_id: str, entry: Entry, now: float, changes: _Changes) -> None:
+        step = advance(entry.state, entry.profile, now)
+        entry.state = step.state
+        if step.changed:
+            changes.ids.add(device_id)
+            self._emit(device_id, entry, step.transitions, changes)
+        self._reschedule(device_id, entry)
+
+    def _observe(
+        self,
+        device_id: str,
+        observation: Observation,
+        now: float,
+        changes: _Changes,
+        *,
+        attributes: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        register: bool = True,
+    ) -> Entry:
+        entry = self.entries.get(device_id)
+        if entry is None:
+            if not register:
+                raise NotFound(f"no device {device_id!r}")
+            entry = Entry(new_device(now), self.profiles.default, created_at=now, updated_at=now)
+            self.entries[device_id] = entry
+            self.status_counts[Status.UNKNOWN] += 1
+            changes.ids.add(device_id)
+            self._publish_device("created", device_id, entry)
+        step = observe(entry.state, observation, entry.profile, now)
+        entry.state = step.state
+        if attributes:
+            entry.attributes = {**entry.attributes, **attributes}
+        if metrics:
+            entry.metrics = dict(metrics)
+        if step.changed:
+            changes.ids.add(device_id)
+            self._emit(device_id, entry, step.transitions, changes)
+        elif device_id not in changes.ids:
+            self.committer.mark_dirty(device_id)
+        if step.state.last_seen == now:
+            self._seen.add(device_id)
+        self._reschedule(device_id, entry)
+        return entry
+
+    async def _commit(self, changes: _Changes, timeout: float = 5.0) -> None:
+        if not (changes.ids or changes.events):
+            return
+        future = self.committer.submit(changes.ids, changes.events)
+        done, _ = await asyncio.wait({future}, timeout=timeout)
+        if not done:
+            # The change stays queued and will be committed and published; this
+            # caller just cannot be told it is durable yet.
+            raise Unavailable("the store did not confirm the write in time", code="store_busy")
+
+    async def heartbeat(
+        self,
+        device_id: str,
+        *,
+        source: Source = Source.HEARTBEAT,
+        attributes: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        register: bool = True,
+    ) -> BeatResult:
+        """A sign of life from the device itself."""
+        now = self.clock.now()
+        changes = _Changes()
+        entry = self._observe(
+            device_id,
+            Observation(source),
+            now,
+            changes,
+            attributes=attributes,
+            metrics=metrics,
+            register=register,
+        )
+        self.metrics.heartbeats.inc(1.0, source.value)
+        await self._commit(changes)
+        return BeatResult(device_id, entry.state, entry.profile)
+
+    async def heartbeats(
+        self, items: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[str, Any] | None]]
+    ) -> list[BeatResult]:
+        """Many heartbeats, one commit."""
+        now = self.clock.now()
+        changes = _Changes()
+        results = []
+        for device_id, attributes, metrics in items:
+            entry = self._observe(
+                device_id,
+                Observation(Source.HEARTBEAT),
+                now,
+                changes,
+                attributes=attributes,
+                metrics=metrics,
+            )
+            results.append(BeatResult(device_id, entry.state, entry.profile))
+        self.metrics.heartbeats.inc(float(len(items)), Source.HEARTBEAT.value)
+        await self._commit(changes)
+        return results
+
+    async def apply(
+        self, device_id: str, observation: Observation, *, register: bool = False
+    ) -> BeatResult:
+        """Any observation (connect, disconnect, probe, manual) for one device."""
+        now = self.clock.now()
+        changes = _Changes()
+        entry = self._observe(device_id, observation, now, changes, register=register)
+        await self._commit(changes)
+        return BeatResult(device_id, entry.state, entry.profile)
+
+    async def put_device(
+        self,
+        device_id: str,
+        *,
+        profile: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> tuple[DeviceRecord, bool]:
+        """Register or update a device's profile and labels; True if it was created."""
+        if profile is not None and profile not in self.profiles:
+            raise InvalidInput(f"no profile called {profile!r}", code="unknown_profile")
+        now = self.clock.now()
+        changes = _Changes()
+        entry = self.entries.get(device_id)
+        created = entry is None
+        if entry is None:
+            entry = Entry(new_device(now), self.profiles.default, created_at=now)
+            self.entries[device_id] = entry
+            self.status_counts[Status.UNKNOWN] += 1
+        if profile is not None and profile != entry.profile.name:
+            entry.profile = self.profiles.get(profile)
+            # A different profile means different deadlines: apply any now due, and
+            # schedule the new one (it may be earlier than the one on the heap).
+            entry.scheduled = None
+            self._advance(device_id, entry, now, changes)
+        if labels is not None:
+            entry.labels = dict(labels)
+        entry.updated_at = now
+        changes.ids.add(device_id)
+        self._publish_device("created" if created else "updated", device_id, entry)
+        await self._commit(changes)
+        return self.record(device_id, entry), created
+
+    async def delete_device(self, device_id: str) -> None:
+        entry = self.entries.pop(device_id, None)
+        if entry is None:
+            raise NotFound(f"no device {device_id!r}")
+        self.status_counts[entry.state.status] -= 1
+        entry.scheduled = None
+        self._seen.discard(device_id)
+        self._publish_device("deleted", device_id, None)
+        await self._commit(_Changes(ids={device_id}))
+
+    # ------------------------------------------------------------------ timeouts
+
+    def next_timer(self) -> float | None:
+        return self._heap[0][0] if self._heap else None
+
+    async def sweep(self, now: float | None = None) -> int:
+        """Fire every deadline due at ``now`` (default: the clock); returns transitions.
+
+        Work is cut into chunks that are handed to the committer without waiting for
+        them, so a burst of expiries is pipelined into a few large transactions while
+        the loop still serves requests between chunks.
+        """
+        heap = self._heap
+        entries = self.entries
+        fired = 0
+        chunk = self.settings.sweep_chunk
+        while heap:
+            now = self.clock.now() if now is None else now
+            changes = _Changes()
+            handled = 0
+            while heap and heap[0][0] <= now and handled < chunk:
+                deadline, device_id = heapq.heappop(heap)
+                entry = entries.get(device_id)
+                if entry is None or entry.scheduled != deadline:
+                    continue  # superseded or deleted
+                entry.scheduled = None
+                handled += 1
+                self._advance(device_id, entry, now, changes)
+            fired += len(changes.events)
+            if changes.ids or changes.events:
+                self.committer.submit(changes.ids, changes.events)
+            if handled < chunk:
+                break
+            await asyncio.sleep(0)
+        return fired
+
+    async def _timer(self) -> None:
+        while True:
+            deadline = self.next_timer()
+            self._timer_wake.clear()
+            if deadline is not None:
+                delay = deadline - self.clock.now()
+                if delay <= 0:
+                    await self.sweep()
+                    continue
+            else:
+                delay = None
+            try:
+                async with asyncio.timeout(delay):
+                    await self._timer_wake.wait()
+            except TimeoutError:
+                pass
+
+    # ------------------------------------------------------------------ publishing
+
+    def _publish(self, events: Sequence[EventRecord]) -> None:
+        now = self.clock.now()
+        wire = []
+        lag = self.metrics.timeout_lag
+        for event in events:
+            transition = event.transition
+            entry = self.entries.get(event.device_id)
+            if transition.source is Source.TIMEOUT:
+                lag.observe(max(0.0, now - transition.at))
+            wire.append(
+                WireEvent(
+                    event.seq,
+                    event.device_id,
+                    transition.from_status,
+                    transition.to_status,
+                    entry.labels if entry is not None else _EMPTY,
+                    orjson.dumps(event_json(event.seq, event.device_id, transition)),
+                )
+            )
+        self.broadcaster.publish(wire)
+
+    def _publish_device(self, action: str, device_id: str, entry: Entry | None) -> None:
+        if not self.broadcaster.subscribers:
+            return
+        body: dict[str, Any] = {"type": DEVICE, "action": action, "device_id": device_id}
+        if entry is not None:
+            body["device"] = device_json(self.record(device_id, entry), entry.profile)
+        raw = orjson.dumps(body)
+        labels = entry.labels if entry is not None else _EMPTY
+
+        def build(stream_filter: StreamFilter) -> bytes | None:
+            return raw if stream_filter.matches_device(device_id, labels) else None
+
+        self.broadcaster.publish_message(DEVICE, build)
+
+    async def _seen_ticker(self) -> None:
+        """Coalesced "seen" updates: at most one message per second per subscriber."""
+        while True:
+            await asyncio.sleep(1.0)
+            if not self._seen:
+                continue
+            seen, self._seen = self._seen, set()
+            if not self.broadcaster.subscribers:
+                continue
+            entries = self.entries
+            stamps: dict[str, tuple[str, Mapping[str, str]]] = {}
+            for device_id in seen:
+                entry = entries.get(device_id)
+                if entry is not None and entry.state.last_seen is not None:
+                    stamps[device_id] = (rfc3339(entry.state.last_seen), entry.labels)
+
+            self.broadcaster.publish_message(SEEN, partial(_seen_message, stamps))
+
+    async def _pruner(self) -> None:
+        while True:
+            cutoff = self.clock.now() - self.settings.event_retention
+            try:
+                pruned = await self.store.prune_events(cutoff)
+            except Exception:  # pragma: no cover - logged, retried next round
+                log.exception("event=prune_failed")
+            else:
+                if pruned:
+                    log.info("event=pruned events=%d", pruned)
+            await asyncio.sleep(3600.0)
+
+    # ------------------------------------------------------------------ reads
+
+    def record(self, device_id: str, entry: Entry) -> DeviceRecord:
+        return DeviceRecord(
+            id=device_id,
+            profile=entry.profile.name,
+            state=entry.state,
+            labels=entry.labels,
+            attributes=entry.attributes,
+            metrics=entry.metrics,
+            created_at=entry.created_at,
+            updated_at=entry.updated_at,
+        )
+
+    def _snapshot(self, ids: set[str]) -> tuple[list[DeviceRecord], list[str]]:
+        entries = self.entries
+        upserts = []
+        deletes = []
+        for device_id in ids:
+            entry = entries.get(device_id)
+            if entry is None:
+                deletes.append(device_id)
+            else:
+                upserts.append(self.record(device_id, entry))
+        return upserts, deletes
+
+    def get(self, device_id: str) -> tuple[DeviceRecord, Profile]:
+        entry = self.entries.get(device_id)
+        if entry is None:
+            raise NotFound(f"no device {device_id!r}")
+        return self.record(device_id, entry), entry.profile
+
+    async def list_devices(
+        self, query: DeviceQuery
+    ) -> tuple[list[tuple[DeviceRecord, Profile]], str | None, int]:
+        """A page of devices (current state), the next cursor, and the seq it reflects.
+
+        The store orders and filters ids; presence comes from memory. A device whose
+        status changed after its last commit is checked against the filter again.
+        """
+        seq = self.seq
+        rows = await self.store.list_devices(query)
+        page = []
+        for row in rows:
+            entry = self.entries.get(row.id)
+            if entry is None:
+                continue
+            if query.status is not None and entry.state.status is not query.status:
+                continue
+            page.append((self.record(row.id, entry), entry.profile))
+        cursor = rows[-1].id if len(rows) == query.limit else None
+        return page, cursor, seq
+
+    # ------------------------------------------------------------------ streams
+
+    async def open_stream(
+        self, stream_filter: StreamFilter, after: int | None
+    ) -> tuple[Subscriber, list[Message]]:
+        """Subscribe, then compute what a resuming subscriber missed.
+
+        Subscribing first means nothing published during the backfill query is lost;
+        ``skip_through`` drops the live copies of what the backfill already covers.
+        Returns the subscriber and the backfill messages (a ``reset`` when the history
+        needed is gone).
+        """
+        subscriber = self.broadcaster.subscribe(stream_filter)
+        if after is None:
+            subscriber.skip_through = self.seq
+            return subscriber, []
+        current = self.seq
+        backlog: list[Message] = []
+        if after > current:
+            return subscriber, [self._reset("unknown_seq", current)]
+        ring = self.broadcaster.replay_after(after)
+        if ring is not None:
+            backlog = [
+                (TRANSITION, e.seq, e.json)
+                for e in ring
+                if e.seq <= current and stream_filter.matches(e)
+            ]
+            subscriber.skip_through = max([after, *(e.seq for e in ring if e.seq <= current)])
+            return subscriber, backlog
+        first = await self.store.first_seq()
+        if after + 1 < first:
+            subscriber.skip_through = current
+            return subscriber, [self._reset("history_expired", current)]
+        cursor = after
+        while cursor < current:
+            events = await self.store.events(cursor, 1000)
+            if not events:
+                break
+            for event in events:
+                if event.seq > current:
+                    break
+                entry = self.entries.get(event.device_id)
+                wire = WireEvent(
+                    event.seq,
+                    event.device_id,
+                    event.transition.from_status,
+                    event.transition.to_status,
+                    entry.labels if entry is not None else _EMPTY,
+                    b"",
+                )
+                if stream_filter.matches(wire):
+                    body = orjson.dumps(event_json(event.seq, event.device_id, event.transition))
+                    backlog.append((TRANSITION, event.seq, body))
+            cursor = events[-1].seq
+        subscriber.skip_through = max(after, min(cursor, current))
+        return subscriber, backlog
+
+    @staticmethod
+    def _reset(reason: str, seq: int) -> Message:
+        return (RESET, seq, orjson.dumps({"type": RESET, "reason": reason, "seq": seq}))
+
+    def snapshot(self, stream_filter: StreamFilter) -> tuple[int, list[dict[str, Any]]]:
+        """Every device matching the filter, with the seq the snapshot is consistent with."""
+        devices = []
+        statuses = stream_filter.statuses
+        for device_id, entry in self.entries.items():
+            if statuses and entry.state.status not in statuses:
+                continue
+            if not stream_filter.matches_device(device_id, entry.labels):
+                continue
+            devices.append(device_json(self.record(device_id, entry), entry.profile))
+        return self.seq, devices

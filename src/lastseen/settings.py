@@ -1,0 +1,247 @@
+"""Settings: one frozen object built from flags, ``LASTSEEN_*`` variables and a TOML file.
+
+Precedence, highest first: command-line flag, environment variable, config file,
+built-in default. Every value is validated once, at start-up, and a bad one stops
+the hub with a message that names the value and where it came from.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from lastseen.errors import ConfigError
+from lastseen.presence import DEFAULT_PROFILE, Profile, ProfileRegistry
+
+ENV_PREFIX = "LASTSEEN_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything ``lastseen serve`` needs, validated."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("data")
+    stale_after: float = 40.0
+    offline_after: float = 300.0
+    config: Path | None = None
+    redis: str | None = None
+    postgres: str | None = None
+    mqtt: str | None = None
+    admin_key: str | None = None
+    #: Seconds between write-behind flushes of ``last_seen`` (the most it can lag).
+    flush_interval: float = 1.0
+    #: Transitions older than this many seconds are pruned from history.
+    event_retention: float = 7 * 86400.0
+    #: Recent events kept in memory for fast stream resume.
+    replay_buffer: int = 10_000
+    #: Messages a stream subscriber may fall behind before it is reset.
+    subscriber_queue: int = 10_000
+    #: Seconds between SSE keep-alive comments.
+    keepalive_interval: float = 15.0
+    #: Largest request body accepted, in bytes.
+    max_body: int = 1_048_576
+    #: Largest batch in ``POST /v1/heartbeats``.
+    max_batch: int = 1000
+    #: Most transitions committed in one store transaction by the sweeper.
+    sweep_chunk: int = 5000
+    log_level: str = "info"
+    log_format: str = "text"
+    profiles: ProfileRegistry = field(default_factory=ProfileRegistry, compare=False)
+
+    @property
+    def default_profile(self) -> Profile:
+        return self.profiles.default
+
+
+def _parse_float(name: str, raw: Any, *, minimum: float = 0.0, strict: bool = True) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+    if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+        bound = ">" if strict else ">="
+        raise ConfigError(f"{name}: must be a number {bound} {minimum:g}, got {raw!r}")
+    return value
+
+
+def _parse_int(name: str, raw: Any, *, minimum: int = 1, maximum: int | None = None) -> int:
+    if isinstance(raw, bool):
+        raise ConfigError(f"{name}: expected an integer, got {raw!r}")
+    try:
+        value = int(str(raw), 10)
+    except ValueError:
+        raise ConfigError(f"{name}: expected an integer, got {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" and <= {maximum}" if maximum is not None else ""
+        raise ConfigError(f"{name}: must be >= {minimum}{upper}, got {raw!r}")
+    return value
+
+
+def _parse_choice(choices: tuple[str, ...]) -> Callable[[str, Any], str]:
+    def parse(name: str, raw: Any) -> str:
+        value = str(raw).lower()
+        if value not in choices:
+            raise ConfigError(f"{name}: must be one of {', '.join(choices)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _parse_text(name: str, raw: Any) -> str:
+    if not isinstance(raw, str) or not raw:
+        raise ConfigError(f"{name}: expected a non-empty string, got {raw!r}")
+    return raw
+
+
+def _parse_path(name: str, raw: Any) -> Path:
+    return Path(_parse_text(name, raw)).expanduser()
+
+
+_PARSERS: dict[str, Callable[[str, Any], Any]] = {
+    "host": _parse_text,
+    "port": lambda n, v: _parse_int(n, v, minimum=0, maximum=65535),
+    "data_dir": _parse_path,
+    "stale_after": _parse_float,
+    "offline_after": _parse_float,
+    "config": _parse_path,
+    "redis": _parse_text,
+    "postgres": _parse_text,
+    "mqtt": _parse_text,
+    "admin_key": _parse_text,
+    "flush_interval": _parse_float,
+    "event_retention": _parse_float,
+    "replay_buffer": lambda n, v: _parse_int(n, v, minimum=1),
+    "subscriber_queue": lambda n, v: _parse_int(n, v, minimum=16),
+    "keepalive_interval": _parse_float,
+    "max_body": lambda n, v: _parse_int(n, v, minimum=1024),
+    "max_batch": lambda n, v: _parse_int(n, v, minimum=1, maximum=100_000),
+    "sweep_chunk": lambda n, v: _parse_int(n, v, minimum=1),
+    "log_level": _parse_choice(("debug", "info", "warning", "error")),
+    "log_format": _parse_choice(("text", "json")),
+}
+
+#: Config-file sections and the settings they may hold.
+_FILE_SECTIONS = {
+    "server": {
+        "host",
+        "port",
+        "data_dir",
+        "admin_key",
+        "max_body",
+        "max_batch",
+        "log_level",
+        "log_format",
+    },
+    "presence": {"stale_after", "offline_after", "flush_interval", "sweep_chunk"},
+    "streams": {"event_retention", "replay_buffer", "subscriber_queue", "keepalive_interval"},
+    "backends": {"redis", "postgres", "mqtt"},
+}
+
+_PROFILE_KEYS = {f.name for f in fields(Profile)} - {"name", "labels"}
+
+
+def _env_name(key: str) -> str:
+    return ENV_PREFIX + key.upper()
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: invalid TOML: {exc}") from exc
+    return data
+
+
+def _file_values(path: Path, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    values: dict[str, Any] = {}
+    profiles: dict[str, Any] = {}
+    for section, body in data.items():
+        if section == "profiles":
+            if not isinstance(body, dict):
+                raise ConfigError(f"config file {path}: [profiles] must be a table")
+            profiles = body
+            continue
+        allowed = _FILE_SECTIONS.get(section)
+        if allowed is None:
+            known = ", ".join(sorted([*_FILE_SECTIONS, "profiles"]))
+            raise ConfigError(f"config file {path}: unknown section [{section}] (known: {known})")
+        if not isinstance(body, dict):
+            raise ConfigError(f"config file {path}: [{section}] must be a table")
+        for key, value in body.items():
+            if key not in allowed:
+                raise ConfigError(f"config file {path}: unknown key {section}.{key}")
+            values[key] = (f"config {section}.{key}", value)
+    return values, profiles
+
+
+def _build_profiles(path: Path | None, raw: Mapping[str, Any], default: Profile) -> ProfileRegistry:
+    profiles = [default]
+    for name, body in raw.items():
+        where = f"config file {path}: [profiles.{name}]"
+        if name == DEFAULT_PROFILE:
+            raise ConfigError(f"{where}: set the default profile in [presence] or with flags")
+        if not isinstance(body, dict):
+            raise ConfigError(f"{where} must be a table")
+        unknown = set(body) - _PROFILE_KEYS
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]}")
+        kwargs: dict[str, Any] = {}
+        for key, value in body.items():
+            if key in ("flap_threshold", "max_per_minute"):
+                kwargs[key] = _parse_int(f"{where} {key}", value, minimum=0)
+            else:
+                kwargs[key] = _parse_float(f"{where} {key}", value, strict=False)
+        try:
+            profiles.append(Profile(name=name, **kwargs))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return ProfileRegistry(profiles)
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build validated settings. ``flags`` holds only values given on the command line."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    environ = os.environ if environ is None else environ
+    sources: dict[str, tuple[str, Any]] = {}
+
+    config_raw = flags.get("config", environ.get(_env_name("config")))
+    config_path = _parse_path("--config", config_raw) if config_raw else None
+    raw_profiles: dict[str, Any] = {}
+    if config_path is not None:
+        file_values, raw_profiles = _file_values(config_path, _read_file(config_path))
+        sources.update(file_values)
+    for key in _PARSERS:
+        env = environ.get(_env_name(key))
+        if env not in (None, ""):
+            sources[key] = (_env_name(key), env)
+    for key, value in flags.items():
+        if key not in _PARSERS:
+            raise ConfigError(f"unknown setting {key!r}")
+        sources[key] = ("--" + key.replace("_", "-"), value)
+
+    values: dict[str, Any] = {}
+    for key, (where, raw) in sources.items():
+        values[key] = _PARSERS[key](where, raw)
+    values["config"] = config_path
+
+    stale = values.get("stale_after", 40.0)
+    offline = values.get("offline_after", 300.0)
+    if stale > offline:
+        raise ConfigError(f"stale-after ({stale:g}) must not exceed offline-after ({offline:g})")
+    default = Profile(stale_after=stale, offline_after=offline)
+    values["profiles"] = _build_profiles(config_path, raw_profiles, default)
+    return Settings(**values)

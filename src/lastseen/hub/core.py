@@ -173,12 +173,16 @@ class Hub:
         self._timer_wake = asyncio.Event()
         self._seen: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self._published_at: dict[int, float] = {}
+        self.stopped = False
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        """Open the store, rebuild hot state, fire deadlines missed while down, run."""
+    async def start(self, *, timers: bool = True) -> None:
+        """Open the store, rebuild hot state, fire deadlines missed while down, run.
+
+        ``timers=False`` starts only the committer: tests then drive time themselves
+        with ``sweep(now)`` and a manual clock.
+        """
         await self.store.open()
         self.seq = await self.store.last_seq()
         now = self.clock.now()
@@ -205,17 +209,21 @@ class Hub:
                 "event=recovered devices=%d transitions=%d", len(changes.ids), len(changes.events)
             )
         loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self.committer.run(), name="committer"),
-            loop.create_task(self._timer(), name="deadline-timer"),
-            loop.create_task(self._seen_ticker(), name="seen-ticker"),
-            loop.create_task(self._pruner(), name="pruner"),
-        ]
+        self._tasks = [loop.create_task(self.committer.run(), name="committer")]
+        if timers:
+            self._tasks += [
+                loop.create_task(self._timer(), name="deadline-timer"),
+                loop.create_task(self._seen_ticker(), name="seen-ticker"),
+                loop.create_task(self._pruner(), name="pruner"),
+            ]
         if changes.ids:
             await self.committer.submit(changes.ids, changes.events)
 
     async def stop(self) -> None:
         """Flush write-behind and pending commits, close streams, close the store."""
+        if self.stopped:
+            return
+        self.stopped = True
         for task in self._tasks[1:]:
             task.cancel()
         self.committer.stop()

@@ -29,7 +29,7 @@ def sse_events(
     timeout: float = 10.0,
     headers: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Read ``count`` SSE events (comments skipped) from ``path``."""
+    """Read ``count`` SSE transition events (other events and comments skipped)."""
     events: list[dict[str, Any]] = []
     current: dict[str, Any] = {}
     with httpx.stream("GET", hub.url + path, timeout=timeout, headers=headers) as response:
@@ -40,7 +40,7 @@ def sse_events(
             if time.monotonic() > deadline:
                 break
             if not line:
-                if "data" in current:
+                if "data" in current and current.get("event") == "transition":
                     events.append(current)
                     if len(events) == count:
                         break

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -59,6 +61,19 @@ class _Server(uvicorn.Server):
         self._on_exit()
         super().handle_exit(sig, frame)
 
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn's own version re-raises the signal after shutdown, which would end
+        # the process with -SIGTERM instead of the clean exit 0 we promise.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
 
 def _prepare_data_dir(settings: Settings) -> Path:
     path = settings.data_dir
@@ -96,8 +111,7 @@ async def _serve(settings: Settings) -> None:
         ws_ping_interval=20,
         ws_ping_timeout=20,
     )
-    loop = asyncio.get_running_loop()
-    server = _Server(config, lambda: loop.call_soon_threadsafe(hub.broadcaster.close_all))
+    server = _Server(config, hub.broadcaster.close_all)
     log.info(
         "event=starting url=http://%s:%d data_dir=%s auth=%s stale_after=%g offline_after=%g",
         settings.host,
@@ -144,5 +158,4 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except KeyboardInterrupt:  # pragma: no cover - a second Ctrl-C during shutdown
         return 130
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
     return 0

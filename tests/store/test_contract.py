@@ -12,7 +12,7 @@ import pytest
 
 from lastseen.errors import StoreError
 from lastseen.presence import DeviceState, Reason, Source, Status, Transition
-from lastseen.store import Batch, DeviceQuery, DeviceRecord, EventRecord, Store
+from lastseen.store import Batch, DeviceQuery, DeviceRecord, EventRecord, SeenUpdate, Store
 from tests.store.conftest import Backend
 
 pytestmark = pytest.mark.anyio
@@ -327,6 +327,29 @@ async def test_a_batch_combines_upserts_deletes_and_events(store: Store) -> None
     assert [d.id for d in await store.load_devices()] == ["new"]
     assert [(e.seq, e.device_id) for e in await store.events(0, 10)] == [(1, "new"), (2, "old")]
     assert await store.last_seq() == 2
+
+
+async def test_seen_updates_move_only_the_time_columns(store: Store) -> None:
+    original = device("a", labels={"site": "x"})
+    await store.apply(Batch(upserts=[original]))
+    await store.apply(
+        Batch(
+            seen=[
+                SeenUpdate("a", 1_700_000_050.0, 1_700_000_040.0, 1_700_000_045.0),
+                SeenUpdate("never-stored", 1.0, 1.0, 1.0),
+            ]
+        )
+    )
+    stored = await store.get_device("a")
+    assert stored is not None
+    assert (stored.state.last_seen, stored.state.last_own, stored.state.anchor) == (
+        1_700_000_050.0,
+        1_700_000_040.0,
+        1_700_000_045.0,
+    )
+    assert stored.labels == {"site": "x"}
+    assert stored.state.status is original.state.status
+    assert await store.get_device("never-stored") is None
 
 
 async def test_later_upsert_of_one_id_in_a_batch_wins(store: Store) -> None:

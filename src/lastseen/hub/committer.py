@@ -8,8 +8,10 @@ into the next one (group commit), which is what lets a burst of 100 000 timeouts
 cost a handful of transactions rather than 100 000.
 
 Devices whose only change is ``last_seen`` (a heartbeat of a device that is already
-online) are just marked dirty and written every ``flush_interval`` seconds: the hot
-path does no synchronous SQL write.
+online) are just marked seen and written every ``flush_interval`` seconds as a narrow
+``UPDATE`` of three columns; ones whose attributes or metrics moved are marked dirty
+and written as full rows at the same moment. Either way the hot path does no
+synchronous SQL write.
 
 Rows are never copied at submit time. At commit time the committer asks the hub
 for the *current* record of every touched id (or learns that it was deleted), so
@@ -24,16 +26,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lastseen.errors import LastseenError
 from lastseen.metrics import Counter, Histogram
-from lastseen.store import Batch, DeviceRecord, EventRecord, Store
+from lastseen.store import Batch, DeviceRecord, EventRecord, SeenUpdate, Store
 
 log = logging.getLogger("lastseen.committer")
 
-#: ``(upserts, deletes)`` for a set of touched device ids, as of now.
-Snapshot = Callable[[set[str]], tuple[list[DeviceRecord], list[str]]]
+#: ``(upserts, deletes, seen updates)`` for touched and seen device ids, as of now.
+Snapshot = Callable[[set[str], set[str]], tuple[list[DeviceRecord], list[str], list[SeenUpdate]]]
 
 
 @dataclass(slots=True)
@@ -41,6 +43,7 @@ class _Pending:
     ids: set[str]
     events: list[EventRecord]
     futures: list[asyncio.Future[None]]
+    seen: set[str] = field(default_factory=set)
 
 
 class Committer:
@@ -64,6 +67,7 @@ class Committer:
         self._failures = failures
         self._pending = _Pending(set(), [], [])
         self._dirty: set[str] = set()
+        self._seen: set[str] = set()
         self._wake = asyncio.Event()
         self._stopping = False
         self.healthy = True
@@ -81,12 +85,16 @@ class Committer:
         return future
 
     def mark_dirty(self, device_id: str) -> None:
-        """``last_seen`` moved; write it with the next flush."""
+        """Attributes or metrics moved; write the whole row with the next flush."""
         self._dirty.add(device_id)
+
+    def mark_seen(self, device_id: str) -> None:
+        """Only ``last_seen`` moved; write those columns with the next flush."""
+        self._seen.add(device_id)
 
     @property
     def backlog(self) -> int:
-        return len(self._pending.ids) + len(self._dirty)
+        return len(self._pending.ids) + len(self._dirty) + len(self._seen)
 
     async def run(self) -> None:
         """Commit until ``stop()``; then flush everything still pending and return."""
@@ -104,21 +112,22 @@ class Committer:
             pending, self._pending = self._pending, _Pending(set(), [], [])
             if flush:
                 pending.ids |= self._dirty
-                self._dirty = set()
+                pending.seen = self._seen - pending.ids
+                self._dirty, self._seen = set(), set()
                 next_flush = time.monotonic() + self._flush_interval
-            if pending.ids or pending.events:
+            if pending.ids or pending.events or pending.seen:
                 await self._commit(pending)
             for future in pending.futures:
                 if not future.done():
                     future.set_result(None)
-            if self._stopping and not (self._pending.futures or self._dirty):
+            if self._stopping and not (self._pending.futures or self._dirty or self._seen):
                 return
 
     async def _commit(self, pending: _Pending) -> None:
         delay = 0.05
         while True:
-            upserts, deletes = self._snapshot(pending.ids)
-            batch = Batch(upserts=upserts, deletes=deletes, events=pending.events)
+            upserts, deletes, seen = self._snapshot(pending.ids, pending.seen)
+            batch = Batch(upserts=upserts, deletes=deletes, events=pending.events, seen=seen)
             started = time.perf_counter()
             try:
                 await self._store.apply(batch)
@@ -131,7 +140,7 @@ class Committer:
                 continue
             self.healthy = True
             self._commit_seconds.observe(time.perf_counter() - started)
-            self._rows_written.inc(len(upserts) + len(deletes) + len(pending.events))
+            self._rows_written.inc(len(upserts) + len(deletes) + len(pending.events) + len(seen))
             if pending.events:
                 self._publish(pending.events)
             return

@@ -61,7 +61,7 @@ from lastseen.presence import (
     observe,
 )
 from lastseen.settings import Settings
-from lastseen.store import DeviceQuery, DeviceRecord, EventRecord, Store
+from lastseen.store import DeviceQuery, DeviceRecord, EventRecord, SeenUpdate, Store
 from lastseen.timefmt import rfc3339
 from lastseen.wire import device_json, event_json
 
@@ -317,8 +317,12 @@ class Hub:
         if step.changed:
             changes.ids.add(device_id)
             self._emit(device_id, entry, step.transitions, changes)
-        elif device_id not in changes.ids:
+        elif device_id in changes.ids:
+            pass  # already part of this operation's commit
+        elif attributes or metrics:
             self.committer.mark_dirty(device_id)
+        else:
+            self.committer.mark_seen(device_id)
         if step.state.last_seen == now:
             self._seen.add(device_id)
         self._reschedule(device_id, entry)
@@ -566,7 +570,9 @@ class Hub:
             updated_at=entry.updated_at,
         )
 
-    def _snapshot(self, ids: set[str]) -> tuple[list[DeviceRecord], list[str]]:
+    def _snapshot(
+        self, ids: set[str], seen_ids: set[str]
+    ) -> tuple[list[DeviceRecord], list[str], list[SeenUpdate]]:
         entries = self.entries
         upserts = []
         deletes = []
@@ -576,7 +582,13 @@ class Hub:
                 deletes.append(device_id)
             else:
                 upserts.append(self.record(device_id, entry))
-        return upserts, deletes
+        seen = []
+        for device_id in seen_ids:
+            entry = entries.get(device_id)
+            if entry is not None:
+                state = entry.state
+                seen.append(SeenUpdate(device_id, state.last_seen, state.last_own, state.anchor))
+        return upserts, deletes, seen
 
     def get(self, device_id: str) -> tuple[DeviceRecord, Profile]:
         entry = self.entries.get(device_id)

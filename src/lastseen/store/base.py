@@ -41,17 +41,30 @@ class EventRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SeenUpdate:
+    """The write-behind of a heartbeat that changed nothing but time: only the
+    ``last_seen``/``last_own``/``anchor`` columns of an existing device move."""
+
+    id: str
+    last_seen: float | None
+    last_own: float | None
+    anchor: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
-    """Changes applied in one transaction: full-row device upserts, deletions and
-    appended events. ``events`` must be in increasing ``seq`` order, each seq greater
-    than any seq the store already holds."""
+    """Changes applied in one transaction, in this order: full-row device upserts,
+    ``seen`` updates (a no-op for an id that is not stored), deletions, appended
+    events. ``events`` must be in increasing ``seq`` order, each seq greater than any
+    seq the store already holds."""
 
     upserts: Sequence[DeviceRecord] = ()
     deletes: Sequence[str] = ()
     events: Sequence[EventRecord] = ()
+    seen: Sequence[SeenUpdate] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.upserts or self.deletes or self.events)
+        return bool(self.upserts or self.deletes or self.events or self.seen)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ import orjson
 
 from lastseen.errors import StoreError
 from lastseen.presence import DeviceState, Reason, Source, Status, Transition
-from lastseen.store.base import Batch, DeviceQuery, DeviceRecord, EventRecord
+from lastseen.store.base import Batch, DeviceQuery, DeviceRecord, EventRecord, SeenUpdate
 from lastseen.store.migrations import sqlite as schema
 
 T = TypeVar("T")
@@ -373,12 +373,23 @@ def _apply(conn: sqlite3.Connection, batch: Batch) -> None:
         if events:
             _check_seqs(batch.events, _last_seq(conn))
         conn.executemany(_UPSERT, devices)
+        if batch.seen:
+            conn.executemany(
+                _SEEN_UPDATE, sorted((_seen_row(u) for u in batch.seen), key=itemgetter(3))
+            )
         conn.executemany("DELETE FROM devices WHERE id = ?", [(i,) for i in batch.deletes])
         if events:
             conn.executemany(_EVENT_INSERT, events)
             conn.execute(
                 "UPDATE meta SET value = ? WHERE key = 'last_seq'", (batch.events[-1].seq,)
             )
+
+
+_SEEN_UPDATE = "UPDATE devices SET last_seen = ?, last_own = ?, anchor = ? WHERE id = ?"
+
+
+def _seen_row(update: SeenUpdate) -> tuple[float | None, float | None, float | None, str]:
+    return (update.last_seen, update.last_own, update.anchor, update.id)
 
 
 def _check_seqs(events: Sequence[EventRecord], last_seq: int) -> None:

@@ -69,7 +69,7 @@ async def stream(request: Request) -> Response:
         try:
             # retry: how long EventSource waits before reconnecting on its own.
             yield b"retry: 1000\n: connected\n\n"
-            for message in backlog:
+            async for message in backlog:
                 yield sse_frame(message)
             while True:
                 live = await subscriber.get(timeout=keepalive)
@@ -130,7 +130,7 @@ async def websocket(ws: WebSocket) -> None:
         await ws.send_text(
             orjson.dumps({"type": "snapshot", "seq": seq, "devices": devices}).decode()
         )
-    for message in backlog:
+    async for message in backlog:
         await ws.send_text(message[2].decode())
 
     async def sender() -> None:

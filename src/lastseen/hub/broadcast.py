@@ -139,7 +139,8 @@ class Broadcaster:
 
     def publish(self, events: Iterable[WireEvent]) -> None:
         """Send committed events, in seq order, to every matching subscriber."""
-        subscribers = self.subscribers
+        # A snapshot: an overflowing subscriber is removed from the set mid-loop.
+        subscribers = tuple(self.subscribers)
         for event in events:
             self.replay.append(event)
             for subscriber in subscribers:

@@ -142,7 +142,11 @@ class Committer:
             self._commit_seconds.observe(time.perf_counter() - started)
             self._rows_written.inc(len(upserts) + len(deletes) + len(pending.events) + len(seen))
             if pending.events:
-                self._publish(pending.events)
+                try:
+                    self._publish(pending.events)
+                except Exception:
+                    # The events are durable; a fan-out bug must not stop commits.
+                    log.exception("event=publish_failed events=%d", len(pending.events))
             return
 
     def stop(self) -> None:

@@ -25,7 +25,7 @@ import heapq
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from types import MappingProxyType
@@ -48,6 +48,7 @@ from lastseen.hub.broadcast import (
 )
 from lastseen.hub.committer import Committer
 from lastseen.hub.instruments import HubMetrics
+from lastseen.logs import BATCH
 from lastseen.presence import (
     DeviceState,
     Observation,
@@ -80,6 +81,20 @@ def _seen_message(
         if stream_filter.is_open or stream_filter.matches_device(device_id, labels)
     }
     return orjson.dumps({"type": SEEN, "devices": chosen}) if chosen else None
+
+
+def _log_line(event: EventRecord) -> str:
+    t = event.transition
+    return (
+        f"event=transition device={event.device_id} from={t.from_status.value} "
+        f"to={t.to_status.value} reason={t.reason.value} source={t.source.value} "
+        f"seq={event.seq} at={rfc3339(t.at)}"
+    )
+
+
+async def _messages(messages: list[Message]) -> AsyncIterator[Message]:
+    for message in messages:
+        yield message
 
 
 def check_device_id(device_id: str) -> str:
@@ -175,6 +190,8 @@ class Hub:
         self._seen: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.stopped = False
+        #: The newest seq published (and so committed): the end of any backfill.
+        self.published_seq = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -185,7 +202,7 @@ class Hub:
         with ``sweep(now)`` and a manual clock.
         """
         await self.store.open()
-        self.seq = await self.store.last_seq()
+        self.seq = self.published_seq = await self.store.last_seq()
         now = self.clock.now()
         changes = _Changes()
         for record in await self.store.load_devices():
@@ -256,16 +273,6 @@ class Hub:
             self.metrics.transitions.inc(
                 1.0, transition.from_status.value, transition.to_status.value
             )
-            log.info(
-                "event=transition device=%s from=%s to=%s reason=%s source=%s seq=%d at=%s",
-                device_id,
-                transition.from_status.value,
-                transition.to_status.value,
-                transition.reason.value,
-                transition.source.value,
-                self.seq,
-                rfc3339(transition.at),
-            )
 
     def _reschedule(self, device_id: str, entry: Entry) -> None:
         deadline = next_deadline(entry.state, entry.profile)
@@ -307,7 +314,8 @@ class Hub:
             self.entries[device_id] = entry
             self.status_counts[Status.UNKNOWN] += 1
             changes.ids.add(device_id)
-            self._publish_device("created", device_id, entry)
+            # No "device created" message: the unknown → online transition that
+            # follows in this same commit tells subscribers everything they need.
         step = observe(entry.state, observation, entry.profile, now)
         entry.state = step.state
         if attributes:
@@ -492,8 +500,12 @@ class Hub:
     # ------------------------------------------------------------------ publishing
 
     def _publish(self, events: Sequence[EventRecord]) -> None:
+        """Log, measure and fan out committed events (called by the committer)."""
         now = self.clock.now()
         wire = []
+        # One log record per commit, rendered as one line per transition: the
+        # per-call cost of logging would otherwise dominate a burst of timeouts.
+        log.info("", extra={BATCH: [_log_line(e) for e in events]})
         lag = self.metrics.timeout_lag
         for event in events:
             transition = event.transition
@@ -510,6 +522,8 @@ class Hub:
                     orjson.dumps(event_json(event.seq, event.device_id, transition)),
                 )
             )
+        if events:
+            self.published_seq = events[-1].seq
         self.broadcaster.publish(wire)
 
     def _publish_device(self, action: str, device_id: str, entry: Entry | None) -> None:
@@ -621,58 +635,61 @@ class Hub:
 
     async def open_stream(
         self, stream_filter: StreamFilter, after: int | None
-    ) -> tuple[Subscriber, list[Message]]:
-        """Subscribe, then compute what a resuming subscriber missed.
+    ) -> tuple[Subscriber, AsyncIterator[Message]]:
+        """Subscribe, and say what a resuming subscriber missed.
 
-        Subscribing first means nothing published during the backfill query is lost;
-        ``skip_through`` drops the live copies of what the backfill already covers.
-        Returns the subscriber and the backfill messages (a ``reset`` when the history
-        needed is gone).
+        Subscribing first means nothing published meanwhile is lost. Everything up to
+        ``published_seq`` is committed, so the backfill covers ``(after,
+        published_seq]`` from the in-memory ring or, page by page, from the store;
+        ``skip_through`` drops live copies of what the backfill covers. The backfill is
+        an iterator so a subscriber resuming far back costs one page of memory at a
+        time, never the whole history. It yields a single ``reset`` when the history
+        needed is gone (or the seq is from the future).
         """
         subscriber = self.broadcaster.subscribe(stream_filter)
         if after is None:
+            # Consistent with a snapshot of memory taken now (in-flight included).
             subscriber.skip_through = self.seq
-            return subscriber, []
-        current = self.seq
-        backlog: list[Message] = []
-        if after > current:
-            return subscriber, [self._reset("unknown_seq", current)]
+            return subscriber, _messages([])
+        upto = self.published_seq
+        subscriber.skip_through = max(after, upto)
+        if after > self.seq:
+            subscriber.skip_through = self.seq
+            return subscriber, _messages([self._reset("unknown_seq", self.seq)])
         ring = self.broadcaster.replay_after(after)
         if ring is not None:
-            backlog = [
-                (TRANSITION, e.seq, e.json)
-                for e in ring
-                if e.seq <= current and stream_filter.matches(e)
-            ]
-            subscriber.skip_through = max([after, *(e.seq for e in ring if e.seq <= current)])
-            return subscriber, backlog
-        first = await self.store.first_seq()
-        if after + 1 < first:
-            subscriber.skip_through = current
-            return subscriber, [self._reset("history_expired", current)]
+            matching = [(TRANSITION, e.seq, e.json) for e in ring if stream_filter.matches(e)]
+            return subscriber, _messages(matching)
+        if after + 1 < await self.store.first_seq():
+            subscriber.skip_through = self.seq
+            return subscriber, _messages([self._reset("history_expired", self.seq)])
+        return subscriber, self._backfill(stream_filter, after, upto)
+
+    async def _backfill(
+        self, stream_filter: StreamFilter, after: int, upto: int
+    ) -> AsyncIterator[Message]:
         cursor = after
-        while cursor < current:
-            events = await self.store.events(cursor, 1000)
-            if not events:
-                break
+        while cursor < upto:
+            events = await self.store.events(cursor, 500)
             for event in events:
-                if event.seq > current:
-                    break
+                if event.seq > upto:
+                    return
+                transition = event.transition
                 entry = self.entries.get(event.device_id)
                 wire = WireEvent(
                     event.seq,
                     event.device_id,
-                    event.transition.from_status,
-                    event.transition.to_status,
+                    transition.from_status,
+                    transition.to_status,
                     entry.labels if entry is not None else _EMPTY,
                     b"",
                 )
                 if stream_filter.matches(wire):
-                    body = orjson.dumps(event_json(event.seq, event.device_id, event.transition))
-                    backlog.append((TRANSITION, event.seq, body))
+                    body = orjson.dumps(event_json(event.seq, event.device_id, transition))
+                    yield (TRANSITION, event.seq, body)
+            if not events:
+                return
             cursor = events[-1].seq
-        subscriber.skip_through = max(after, min(cursor, current))
-        return subscriber, backlog
 
     @staticmethod
     def _reset(reason: str, seq: int) -> Message:

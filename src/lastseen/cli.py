@@ -1,5 +1,0 @@
-"""Command line entry point (filled in by the hub)."""
-
-
-def main() -> None:
-    print("lastseen")

@@ -10,13 +10,12 @@ from starlette.routing import Route
 
 from lastseen.errors import InvalidInput, LastseenError
 from lastseen.http import validation as v
+from lastseen.http.heartbeat import HeartbeatEndpoint
 from lastseen.http.responses import JSONResponse
-from lastseen.hub.core import BeatResult, Hub, check_device_id
+from lastseen.hub.core import Hub, check_device_id
 from lastseen.store import DeviceQuery
-from lastseen.timefmt import rfc3339, rfc3339_or_none
 from lastseen.wire import device_json, event_record_json
 
-_HEARTBEAT_FIELDS = frozenset({"attributes", "metrics"})
 _BATCH_ITEM_FIELDS = frozenset({"device_id", "attributes", "metrics"})
 _PUT_FIELDS = frozenset({"profile", "labels"})
 
@@ -24,33 +23,6 @@ _PUT_FIELDS = frozenset({"profile", "labels"})
 def _hub(request: Request) -> Hub:
     hub: Hub = request.app.state.hub
     return hub
-
-
-def _beat_json(result: BeatResult) -> dict[str, Any]:
-    state = result.state
-    return {
-        "device_id": result.device_id,
-        "status": state.status.value,
-        "status_since": rfc3339(state.since),
-        "last_seen": rfc3339_or_none(state.last_seen),
-        "next_heartbeat_in": result.profile.heartbeat_hint,
-        "pending_commands": [],
-        "should_reconnect": False,
-    }
-
-
-async def heartbeat(request: Request) -> Response:
-    hub = _hub(request)
-    device_id = check_device_id(request.path_params["device_id"])
-    body = await v.read_json(request, hub.settings.max_body, allow_empty=True)
-    attributes = metrics = None
-    if body is not None:
-        body = v.require_object(body, "heartbeat body")
-        v.refuse_unknown(body, _HEARTBEAT_FIELDS, "heartbeat body")
-        attributes = v.attributes(body.get("attributes"))
-        metrics = v.metrics(body.get("metrics"))
-    result = await hub.heartbeat(device_id, attributes=attributes, metrics=metrics)
-    return JSONResponse(_beat_json(result))
 
 
 async def heartbeats(request: Request) -> Response:
@@ -178,7 +150,7 @@ async def events(request: Request) -> Response:
 
 
 routes = [
-    Route("/v1/devices/{device_id}/heartbeat", heartbeat, methods=["POST"]),
+    Route("/v1/devices/{device_id}/heartbeat", HeartbeatEndpoint(), methods=["POST"]),
     Route("/v1/heartbeats", heartbeats, methods=["POST"]),
     Route("/v1/devices", list_devices, methods=["GET"]),
     Route("/v1/devices/{device_id}", get_device, methods=["GET"]),

@@ -1,0 +1,94 @@
+"""``POST /v1/devices/{id}/heartbeat``: the hot path, as a plain ASGI endpoint.
+
+This one route carries nearly all of a fleet's traffic, so it skips the framework's
+per-request Request/Response objects and speaks ASGI directly: read the body from
+``receive`` (not at all when ``Content-Length: 0``), let the hub decide, write one
+pre-shaped JSON answer. Routing, authentication and error translation still come
+from the application around it: a ``LastseenError`` raised here becomes the usual
+``{"code", "message"}`` answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
+
+from lastseen.errors import InvalidInput, PayloadTooLarge
+from lastseen.http import validation as v
+from lastseen.hub.core import BeatResult, Hub, check_device_id
+from lastseen.timefmt import rfc3339, rfc3339_or_none
+
+_FIELDS = frozenset({"attributes", "metrics"})
+_JSON = (b"content-type", b"application/json")
+
+
+def beat_json(result: BeatResult) -> dict[str, Any]:
+    state = result.state
+    return {
+        "device_id": result.device_id,
+        "status": state.status.value,
+        "status_since": rfc3339(state.since),
+        "last_seen": rfc3339_or_none(state.last_seen),
+        "next_heartbeat_in": result.profile.heartbeat_hint,
+        "pending_commands": [],
+        "should_reconnect": False,
+    }
+
+
+async def _body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                declared = int(value)
+            except ValueError:
+                raise InvalidInput("Content-Length is not a number", code="invalid_body") from None
+            if declared == 0:
+                return b""
+            if declared > limit:
+                raise PayloadTooLarge(f"body over {limit} bytes")
+            break
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body over {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class HeartbeatEndpoint:
+    """The ASGI app behind the heartbeat route."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hub: Hub = scope["app"].state.hub
+        device_id = check_device_id(scope["path_params"]["device_id"])
+        raw = await _body(scope, receive, hub.settings.max_body)
+        attributes = metrics = None
+        if raw.strip():
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidInput(f"body is not valid JSON: {exc}", code="invalid_json") from None
+            body = v.require_object(body, "heartbeat body")
+            v.refuse_unknown(body, _FIELDS, "heartbeat body")
+            attributes = v.attributes(body.get("attributes"))
+            metrics = v.metrics(body.get("metrics"))
+        result = await hub.heartbeat(device_id, attributes=attributes, metrics=metrics)
+        answer = orjson.dumps(beat_json(result))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [_JSON, (b"content-length", b"%d" % len(answer))],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer})

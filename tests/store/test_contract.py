@@ -12,7 +12,7 @@ import pytest
 
 from lastseen.errors import StoreError
 from lastseen.presence import DeviceState, Reason, Source, Status, Transition
-from lastseen.store import Batch, DeviceQuery, DeviceRecord, EventRecord, SeenUpdate, Store
+from lastseen.store import Batch, DeviceQuery, DeviceRecord, EventRecord, PresenceUpdate, Store
 from tests.store.conftest import Backend
 
 pytestmark = pytest.mark.anyio
@@ -329,26 +329,29 @@ async def test_a_batch_combines_upserts_deletes_and_events(store: Store) -> None
     assert await store.last_seq() == 2
 
 
-async def test_seen_updates_move_only_the_time_columns(store: Store) -> None:
+async def test_presence_updates_move_only_the_presence_columns(store: Store) -> None:
     original = device("a", labels={"site": "x"})
     await store.apply(Batch(upserts=[original]))
+    state = DeviceState(
+        status=Status.STALE,
+        since=1_700_000_060.0,
+        last_seen=1_700_000_050.0,
+        last_own=1_700_000_040.0,
+        anchor=1_700_000_045.0,
+        reason=Reason.STALE_TIMEOUT,
+        source=Source.TIMEOUT,
+        session=7,
+        flaps=(1_700_000_001.0, 1_700_000_060.0),
+        flapping=True,
+    )
     await store.apply(
-        Batch(
-            seen=[
-                SeenUpdate("a", 1_700_000_050.0, 1_700_000_040.0, 1_700_000_045.0),
-                SeenUpdate("never-stored", 1.0, 1.0, 1.0),
-            ]
-        )
+        Batch(presence=[PresenceUpdate("a", state), PresenceUpdate("never-stored", state)])
     )
     stored = await store.get_device("a")
     assert stored is not None
-    assert (stored.state.last_seen, stored.state.last_own, stored.state.anchor) == (
-        1_700_000_050.0,
-        1_700_000_040.0,
-        1_700_000_045.0,
-    )
+    assert stored.state == state
     assert stored.labels == {"site": "x"}
-    assert stored.state.status is original.state.status
+    assert stored.created_at == original.created_at
     assert await store.get_device("never-stored") is None
 
 

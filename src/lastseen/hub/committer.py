@@ -7,11 +7,14 @@ transition is never lost. Everything that arrives while one transaction runs goe
 into the next one (group commit), which is what lets a burst of 100 000 timeouts
 cost a handful of transactions rather than 100 000.
 
-Devices whose only change is ``last_seen`` (a heartbeat of a device that is already
-online) are just marked seen and written every ``flush_interval`` seconds as a narrow
-``UPDATE`` of three columns; ones whose attributes or metrics moved are marked dirty
-and written as full rows at the same moment. Either way the hot path does no
-synchronous SQL write.
+Two kinds of row write exist. A *full* row (registration, labels, profile,
+attributes) encodes every column; a *presence* update (a transition, a timeout, a
+heartbeat's new time) touches only the presence columns, which is what makes a
+burst of 100 000 timeouts cheap to commit. Devices whose only change is
+``last_seen`` (a heartbeat of a device that is already online) are marked seen and
+written every ``flush_interval`` seconds as presence updates; ones whose attributes
+or metrics moved are marked dirty and written as full rows at the same moment.
+Either way the hot path does no synchronous SQL write.
 
 Rows are never copied at submit time. At commit time the committer asks the hub
 for the *current* record of every touched id (or learns that it was deleted), so
@@ -30,12 +33,14 @@ from dataclasses import dataclass, field
 
 from lastseen.errors import LastseenError
 from lastseen.metrics import Counter, Histogram
-from lastseen.store import Batch, DeviceRecord, EventRecord, SeenUpdate, Store
+from lastseen.store import Batch, DeviceRecord, EventRecord, PresenceUpdate, Store
 
 log = logging.getLogger("lastseen.committer")
 
-#: ``(upserts, deletes, seen updates)`` for touched and seen device ids, as of now.
-Snapshot = Callable[[set[str], set[str]], tuple[list[DeviceRecord], list[str], list[SeenUpdate]]]
+#: ``(upserts, deletes, presence updates)`` for full and presence-only ids, as of now.
+Snapshot = Callable[
+    [set[str], set[str]], tuple[list[DeviceRecord], list[str], list[PresenceUpdate]]
+]
 
 
 @dataclass(slots=True)
@@ -43,7 +48,7 @@ class _Pending:
     ids: set[str]
     events: list[EventRecord]
     futures: list[asyncio.Future[None]]
-    seen: set[str] = field(default_factory=set)
+    presence: set[str] = field(default_factory=set)
 
 
 class Committer:
@@ -73,12 +78,17 @@ class Committer:
         self.healthy = True
 
     def submit(
-        self, ids: set[str] | Sequence[str], events: Sequence[EventRecord] = ()
+        self,
+        ids: set[str] | Sequence[str],
+        events: Sequence[EventRecord] = (),
+        presence: set[str] | Sequence[str] = (),
     ) -> asyncio.Future[None]:
-        """Queue a durable change; the future resolves once it is committed and published."""
+        """Queue a durable change: full rows for ``ids``, presence updates for
+        ``presence``; the future resolves once it is committed and published."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         pending = self._pending
         pending.ids.update(ids)
+        pending.presence.update(presence)
         pending.events.extend(events)
         pending.futures.append(future)
         self._wake.set()
@@ -94,7 +104,8 @@ class Committer:
 
     @property
     def backlog(self) -> int:
-        return len(self._pending.ids) + len(self._dirty) + len(self._seen)
+        pending = self._pending
+        return len(pending.ids) + len(pending.presence) + len(self._dirty) + len(self._seen)
 
     async def run(self) -> None:
         """Commit until ``stop()``; then flush everything still pending and return."""
@@ -112,10 +123,10 @@ class Committer:
             pending, self._pending = self._pending, _Pending(set(), [], [])
             if flush:
                 pending.ids |= self._dirty
-                pending.seen = self._seen - pending.ids
+                pending.presence |= self._seen
                 self._dirty, self._seen = set(), set()
                 next_flush = time.monotonic() + self._flush_interval
-            if pending.ids or pending.events or pending.seen:
+            if pending.ids or pending.events or pending.presence:
                 await self._commit(pending)
             for future in pending.futures:
                 if not future.done():
@@ -126,8 +137,11 @@ class Committer:
     async def _commit(self, pending: _Pending) -> None:
         delay = 0.05
         while True:
-            upserts, deletes, seen = self._snapshot(pending.ids, pending.seen)
-            batch = Batch(upserts=upserts, deletes=deletes, events=pending.events, seen=seen)
+            # A full row already carries the presence columns.
+            upserts, deletes, presence = self._snapshot(pending.ids, pending.presence - pending.ids)
+            batch = Batch(
+                upserts=upserts, deletes=deletes, events=pending.events, presence=presence
+            )
             started = time.perf_counter()
             try:
                 await self._store.apply(batch)
@@ -140,7 +154,9 @@ class Committer:
                 continue
             self.healthy = True
             self._commit_seconds.observe(time.perf_counter() - started)
-            self._rows_written.inc(len(upserts) + len(deletes) + len(pending.events) + len(seen))
+            self._rows_written.inc(
+                len(upserts) + len(deletes) + len(pending.events) + len(presence)
+            )
             if pending.events:
                 try:
                     self._publish(pending.events)

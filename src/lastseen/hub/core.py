@@ -62,7 +62,7 @@ from lastseen.presence import (
     observe,
 )
 from lastseen.settings import Settings
-from lastseen.store import DeviceQuery, DeviceRecord, EventRecord, SeenUpdate, Store
+from lastseen.store import DeviceQuery, DeviceRecord, EventRecord, PresenceUpdate, Store
 from lastseen.timefmt import rfc3339
 from lastseen.wire import device_json, event_json
 
@@ -152,10 +152,15 @@ class BeatResult:
 
 @dataclass(slots=True)
 class _Changes:
-    """What one operation touched; becomes one commit."""
+    """What one operation touched; becomes one commit. ``ids`` need full rows,
+    ``presence`` only their presence columns."""
 
     ids: set[str] = field(default_factory=set)
     events: list[EventRecord] = field(default_factory=list)
+    presence: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.ids or self.events or self.presence)
 
 
 class Hub:
@@ -226,9 +231,11 @@ class Hub:
         # cyclic collector's sight so full collections stay short.
         gc.collect()
         gc.freeze()
-        if changes.ids:
+        if changes:
             log.info(
-                "event=recovered devices=%d transitions=%d", len(changes.ids), len(changes.events)
+                "event=recovered devices=%d transitions=%d",
+                len(changes.presence),
+                len(changes.events),
             )
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.committer.run(), name="committer")]
@@ -238,8 +245,8 @@ class Hub:
                 loop.create_task(self._seen_ticker(), name="seen-ticker"),
                 loop.create_task(self._pruner(), name="pruner"),
             ]
-        if changes.ids:
-            await self.committer.submit(changes.ids, changes.events)
+        if changes:
+            await self.committer.submit(changes.ids, changes.events, changes.presence)
 
     async def stop(self) -> None:
         """Flush write-behind and pending commits, close streams, close the store."""
@@ -291,7 +298,7 @@ class Hub:
         step = advance(entry.state, entry.profile, now)
         entry.state = step.state
         if step.changed:
-            changes.ids.add(device_id)
+            changes.presence.add(device_id)
             self._emit(device_id, entry, step.transitions, changes)
         self._reschedule(device_id, entry)
 
@@ -323,13 +330,13 @@ class Hub:
         if metrics:
             entry.metrics = dict(metrics)
         if step.changed:
-            changes.ids.add(device_id)
+            changes.presence.add(device_id)
             self._emit(device_id, entry, step.transitions, changes)
-        elif device_id in changes.ids:
-            pass  # already part of this operation's commit
+        if device_id in changes.ids:
+            pass  # a full row is part of this operation's commit already
         elif attributes or metrics:
             self.committer.mark_dirty(device_id)
-        else:
+        elif not step.changed:
             self.committer.mark_seen(device_id)
         if step.state.last_seen == now:
             self._seen.add(device_id)
@@ -337,9 +344,9 @@ class Hub:
         return entry
 
     async def _commit(self, changes: _Changes, timeout: float = 5.0) -> None:
-        if not (changes.ids or changes.events):
+        if not changes:
             return
-        future = self.committer.submit(changes.ids, changes.events)
+        future = self.committer.submit(changes.ids, changes.events, changes.presence)
         done, _ = await asyncio.wait({future}, timeout=timeout)
         if not done:
             # The change stays queued and will be committed and published; this
@@ -473,8 +480,8 @@ class Hub:
                 handled += 1
                 self._advance(device_id, entry, now, changes)
             fired += len(changes.events)
-            if changes.ids or changes.events:
-                self.committer.submit(changes.ids, changes.events)
+            if changes:
+                self.committer.submit(changes.ids, changes.events, changes.presence)
             if handled < chunk:
                 break
             await asyncio.sleep(0)
@@ -585,8 +592,8 @@ class Hub:
         )
 
     def _snapshot(
-        self, ids: set[str], seen_ids: set[str]
-    ) -> tuple[list[DeviceRecord], list[str], list[SeenUpdate]]:
+        self, ids: set[str], presence_ids: set[str]
+    ) -> tuple[list[DeviceRecord], list[str], list[PresenceUpdate]]:
         entries = self.entries
         upserts = []
         deletes = []
@@ -596,13 +603,12 @@ class Hub:
                 deletes.append(device_id)
             else:
                 upserts.append(self.record(device_id, entry))
-        seen = []
-        for device_id in seen_ids:
-            entry = entries.get(device_id)
-            if entry is not None:
-                state = entry.state
-                seen.append(SeenUpdate(device_id, state.last_seen, state.last_own, state.anchor))
-        return upserts, deletes, seen
+        presence = [
+            PresenceUpdate(device_id, entry.state)
+            for device_id in presence_ids
+            if (entry := entries.get(device_id)) is not None
+        ]
+        return upserts, deletes, presence
 
     def get(self, device_id: str) -> tuple[DeviceRecord, Profile]:
         entry = self.entries.get(device_id)

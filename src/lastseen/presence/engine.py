@@ -25,7 +25,8 @@ Authority decides who may change what (see ``docs/presence-model.md``):
 * A disconnect (clean close or last will) of the *current* connection session makes
   the device offline at once. One that belongs to an *older* session is ignored: real
   brokers deliver a will after the reconnect's birth message (Sparkplug's bdSeq and
-  AWS IoT's session identifiers exist for exactly this).
+  AWS IoT's session identifiers exist for exactly this). Likewise a connect of an
+  older session, or of the session whose disconnect was the last word, is ignored.
 * A probe failure only degrades a device whose last own sign is older than its
   ``stale_after``; one level per failure (online to stale, stale to offline).
 * A probe success is a sign of life, weaker than the device's own word: it revives
@@ -99,7 +100,8 @@ class Step:
     """The result of applying time or an observation to a device.
 
     ``changed`` is true when anything worth persisting moved besides the
-    ``last_seen``/``anchor`` pair (a transition, a session, the flapping flag).
+    ``last_seen``/``last_own``/``anchor`` times (a transition, a session, the
+    flapping flag).
     """
 
     state: DeviceState
@@ -120,8 +122,8 @@ def _status_deadline(state: DeviceState, profile: Profile) -> tuple[float, Statu
             return (state.anchor + profile.offline_after, Status.OFFLINE, Reason.OFFLINE_TIMEOUT)
         return (state.anchor + profile.stale_after, Status.STALE, Reason.STALE_TIMEOUT)
     if state.status is Status.STALE:
-        # Entered by a probe failure, the device may already be past offline_after;
-        # never stamp a transition earlier than the status it leaves.
+        # Set stale by hand, the device may already be past offline_after; never
+        # stamp a transition earlier than the status it leaves.
         deadline = max(state.anchor + profile.offline_after, state.since)
         return (deadline, Status.OFFLINE, Reason.OFFLINE_TIMEOUT)
     return None
@@ -158,8 +160,19 @@ def _transition(
     recent = tuple(t for t in state.flaps if t > window_start)[-profile.flap_threshold :]
     flaps = (*recent, at)
     flapping = state.flapping or len(flaps) > profile.flap_threshold
-    new = replace(
-        state, status=to, since=at, reason=reason, source=source, flaps=flaps, flapping=flapping
+    # Built directly rather than with dataclasses.replace: this runs once per
+    # transition (100 000 times in a burst of timeouts) and replace is 4x slower.
+    new = DeviceState(
+        status=to,
+        since=at,
+        last_seen=state.last_seen,
+        last_own=state.last_own,
+        anchor=state.anchor,
+        reason=reason,
+        source=source,
+        session=state.session,
+        flaps=flaps,
+        flapping=flapping,
     )
     return new, Transition(state.status, to, at, reason, source, flapping)
 
@@ -204,12 +217,29 @@ def observe(state: DeviceState, observation: Observation, profile: Profile, now:
     if source in OWN_SOURCES:
         session = state.session
         if source is Source.CONNECT and observation.session is not None:
-            if session is not None and observation.session < session:
+            if session is not None and (
+                observation.session < session
+                or (observation.session == session and state.source is Source.DISCONNECT)
+            ):
                 # A connect of an older session delivered late: the newer one stands.
+                # One of the session whose disconnect we already applied is a late or
+                # duplicate birth of a dead connection (brokers order per topic only).
                 return Step(state, tuple(transitions), changed)
             changed = changed or observation.session != session
             session = observation.session
-        state = replace(state, last_seen=now, last_own=now, anchor=now, session=session)
+        # The hot path (every heartbeat): built directly, not with replace().
+        state = DeviceState(
+            status=state.status,
+            since=state.since,
+            last_seen=now,
+            last_own=now,
+            anchor=now,
+            reason=state.reason,
+            source=state.source,
+            session=session,
+            flaps=state.flaps,
+            flapping=state.flapping,
+        )
         to, reason = Status.ONLINE, _OWN_REASONS[source]
     elif source is Source.DISCONNECT:
         current, session = state.session, observation.session

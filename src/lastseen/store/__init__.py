@@ -1,21 +1,25 @@
 """Durable storage: the ``Store`` seam and its backends."""
 
 from lastseen.store.base import (
+    AuditRecord,
     Batch,
     DeviceQuery,
     DeviceRecord,
     EventRecord,
-    SeenUpdate,
+    KeyRecord,
+    PresenceUpdate,
     Store,
 )
 from lastseen.store.sqlite import SQLiteStore
 
 __all__ = [
+    "AuditRecord",
     "Batch",
     "DeviceQuery",
     "DeviceRecord",
     "EventRecord",
+    "KeyRecord",
+    "PresenceUpdate",
     "SQLiteStore",
-    "SeenUpdate",
     "Store",
 ]

@@ -4,6 +4,10 @@ The hub keeps hot presence in memory (embedded mode) and uses the store for
 durability: every transition is committed here *before* it is published or
 acknowledged, and ``last_seen`` reaches it write-behind. A store applies a
 ``Batch`` atomically, so the hub can group-commit many changes in one transaction.
+
+The store also keeps the API keys (only their SHA-256 digests) and the audit log;
+the security layer caches keys in memory and asks ``keys_version`` whether another
+process changed them.
 """
 
 from __future__ import annotations
@@ -41,30 +45,28 @@ class EventRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class SeenUpdate:
-    """The write-behind of a heartbeat that changed nothing but time: only the
-    ``last_seen``/``last_own``/``anchor`` columns of an existing device move."""
+class PresenceUpdate:
+    """A change of presence alone (a timeout, a transition, a heartbeat's new time):
+    only the presence columns of an existing device move, none of its JSON."""
 
     id: str
-    last_seen: float | None
-    last_own: float | None
-    anchor: float | None
+    state: DeviceState
 
 
 @dataclass(frozen=True, slots=True)
 class Batch:
     """Changes applied in one transaction, in this order: full-row device upserts,
-    ``seen`` updates (a no-op for an id that is not stored), deletions, appended
+    ``presence`` updates (a no-op for an id that is not stored), deletions, appended
     events. ``events`` must be in increasing ``seq`` order, each seq greater than any
     seq the store already holds."""
 
     upserts: Sequence[DeviceRecord] = ()
     deletes: Sequence[str] = ()
     events: Sequence[EventRecord] = ()
-    seen: Sequence[SeenUpdate] = ()
+    presence: Sequence[PresenceUpdate] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.upserts or self.deletes or self.events or self.seen)
+        return bool(self.upserts or self.deletes or self.events or self.presence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,45 @@ class DeviceQuery:
     label: tuple[str, str] | None = None
     after: str | None = None
     limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """An API key or device token as stored: never the secret, only its digest.
+
+    ``role`` is ``admin``, ``read``, ``ingest`` or ``device`` (then ``device_id`` names
+    the one device it may speak for). ``max_per_minute`` of 0 means the hub's default.
+    """
+
+    id: str
+    role: str
+    name: str
+    digest: bytes
+    device_id: str | None = None
+    max_per_minute: int = 0
+    created_at: float = 0.0
+    created_by: str = ""
+    revoked_at: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One administrative action: who (``actor``, a key id), when, what, from where.
+
+    ``id`` is assigned by the store (strictly increasing); pass 0 when appending.
+    """
+
+    id: int
+    at: float
+    actor: str
+    action: str
+    target: str
+    source: str
+    details: JSONMap = field(default_factory=dict)
 
 
 class Store(Protocol):
@@ -121,4 +162,41 @@ class Store(Protocol):
 
     async def size_bytes(self) -> int:
         """Bytes the store occupies (for /healthz)."""
+        ...
+
+    # --- keys -----------------------------------------------------------------------
+
+    async def put_key(self, key: KeyRecord, *, only_if_none: bool = False) -> bool:
+        """Store a new key; False (nothing written) when ``only_if_none`` and any key
+        exists, revoked or not. Raises ``Conflict`` if the id is taken."""
+        ...
+
+    async def revoke_key(self, key_id: str, at: float) -> KeyRecord | None:
+        """Mark a key revoked at ``at`` (an already revoked key keeps its first time);
+        the key as now stored, or None if there is no such key."""
+        ...
+
+    async def load_keys(self) -> list[KeyRecord]:
+        """Every key, revoked ones included, ordered by ``created_at`` then id."""
+        ...
+
+    async def keys_version(self) -> int:
+        """A number that changes whenever any key is added or revoked."""
+        ...
+
+    # --- audit ----------------------------------------------------------------------
+
+    async def append_audit(self, record: AuditRecord) -> int:
+        """Append durably (``record.id`` is ignored); returns the id assigned."""
+        ...
+
+    async def audit(
+        self, *, after: int | None = None, before: int | None = None, limit: int = 100
+    ) -> list[AuditRecord]:
+        """A page of the audit log: ids > ``after`` oldest first, or, when ``before``
+        is given, ids < ``before`` newest first."""
+        ...
+
+    async def prune_audit(self, before: float) -> int:
+        """Delete audit records with ``at`` < ``before``; returns how many."""
         ...

@@ -35,9 +35,17 @@ from typing import Any, Final, TypeVar
 
 import orjson
 
-from lastseen.errors import StoreError
+from lastseen.errors import Conflict, StoreError
 from lastseen.presence import DeviceState, Reason, Source, Status, Transition
-from lastseen.store.base import Batch, DeviceQuery, DeviceRecord, EventRecord, SeenUpdate
+from lastseen.store.base import (
+    AuditRecord,
+    Batch,
+    DeviceQuery,
+    DeviceRecord,
+    EventRecord,
+    KeyRecord,
+    PresenceUpdate,
+)
 from lastseen.store.migrations import sqlite as schema
 
 T = TypeVar("T")
@@ -210,6 +218,100 @@ class SQLiteStore:
         wal = path.with_name(path.name + "-wal")
         return await self._run(self._reader, lambda _conn: _file_size(path) + _file_size(wal))
 
+    # --- keys -----------------------------------------------------------------------
+
+    async def put_key(self, key: KeyRecord, *, only_if_none: bool = False) -> bool:
+        """Insert ``key``; with ``only_if_none``, only into a store that has no key yet.
+
+        The check and the insert share one write transaction: two hubs bootstrapping
+        the same fresh store create one key between them, not two.
+        """
+
+        def job(conn: sqlite3.Connection) -> bool:
+            with _transaction(conn, "BEGIN IMMEDIATE"):
+                if only_if_none and conn.execute("SELECT 1 FROM keys LIMIT 1").fetchone():
+                    return False
+                try:
+                    conn.execute(_KEY_INSERT, _key_row(key))
+                except sqlite3.IntegrityError:
+                    if only_if_none:
+                        return False
+                    raise Conflict(
+                        f"a key with id {key.id!r} (or the same secret) already exists"
+                    ) from None
+                _bump_keys_version(conn)
+            return True
+
+        return await self._run(self._writer, job)
+
+    async def revoke_key(self, key_id: str, at: float) -> KeyRecord | None:
+        """Revoke at ``at`` unless already revoked; the stored key, or None if unknown."""
+
+        def job(conn: sqlite3.Connection) -> KeyRecord | None:
+            with _transaction(conn, "BEGIN IMMEDIATE"):
+                changed = conn.execute(
+                    "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                    (at, key_id),
+                ).rowcount
+                if changed:
+                    _bump_keys_version(conn)
+                row = conn.execute(f"{_KEY_SELECT} WHERE id = ?", (key_id,)).fetchone()
+            return None if row is None else _key(row)
+
+        return await self._run(self._writer, job)
+
+    async def load_keys(self) -> list[KeyRecord]:
+        """Every key, revoked included, oldest first."""
+        sql = f"{_KEY_SELECT} ORDER BY created_at, id"
+        return await self._run(self._reader, lambda c: [_key(row) for row in c.execute(sql)])
+
+    async def keys_version(self) -> int:
+        """Bumped in the same transaction as every key change."""
+        sql = "SELECT value FROM meta WHERE key = 'keys_version'"
+        return await self._run(self._reader, lambda c: int(c.execute(sql).fetchone()[0]))
+
+    # --- audit ----------------------------------------------------------------------
+
+    async def append_audit(self, record: AuditRecord) -> int:
+        """Append one record in its own transaction; returns its id."""
+        try:
+            details = _dumps(record.details)
+        except TypeError as exc:
+            raise StoreError(f"cannot encode audit details as JSON: {exc}") from exc
+        row = (record.at, record.actor, record.action, record.target, record.source, details)
+
+        def job(conn: sqlite3.Connection) -> int:
+            with _transaction(conn, "BEGIN IMMEDIATE"):
+                cursor = conn.execute(_AUDIT_INSERT, row)
+            return int(cursor.lastrowid or 0)
+
+        return await self._run(self._writer, job)
+
+    async def audit(
+        self, *, after: int | None = None, before: int | None = None, limit: int = 100
+    ) -> list[AuditRecord]:
+        """Oldest first after ``after``, or newest first before ``before``."""
+        if limit <= 0:
+            return []
+        if before is not None:
+            sql = f"{_AUDIT_SELECT} WHERE id < ? ORDER BY id DESC LIMIT ?"
+            params: tuple[object, ...] = (before, limit)
+        else:
+            sql = f"{_AUDIT_SELECT} WHERE id > ? ORDER BY id LIMIT ?"
+            params = (after or 0, limit)
+        return await self._run(
+            self._reader, lambda conn: [_audit(row) for row in conn.execute(sql, params)]
+        )
+
+    async def prune_audit(self, before: float) -> int:
+        """Delete audit records with ``at`` < ``before``; returns how many."""
+
+        def job(conn: sqlite3.Connection) -> int:
+            with _transaction(conn, "BEGIN IMMEDIATE"):
+                return conn.execute("DELETE FROM audit WHERE at < ?", (before,)).rowcount
+
+        return await self._run(self._writer, job)
+
     async def _run(self, worker: _Worker | None, job: Callable[[sqlite3.Connection], T]) -> T:
         if worker is None:
             raise StoreError(f"the SQLite store {self._path} is not open")
@@ -368,15 +470,14 @@ def _apply(conn: sqlite3.Connection, batch: Batch) -> None:
         devices = sorted((_device_row(record) for record in batch.upserts), key=itemgetter(0))
     except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
         raise StoreError(f"cannot encode device as JSON: {exc}") from exc
+    presence = sorted((_presence_row(u) for u in batch.presence), key=itemgetter(10))
     events = [_event_row(event) for event in batch.events]
     with _transaction(conn, "BEGIN IMMEDIATE"):
         if events:
             _check_seqs(batch.events, _last_seq(conn))
         conn.executemany(_UPSERT, devices)
-        if batch.seen:
-            conn.executemany(
-                _SEEN_UPDATE, sorted((_seen_row(u) for u in batch.seen), key=itemgetter(3))
-            )
+        if presence:
+            conn.executemany(_PRESENCE_UPDATE, presence)
         conn.executemany("DELETE FROM devices WHERE id = ?", [(i,) for i in batch.deletes])
         if events:
             conn.executemany(_EVENT_INSERT, events)
@@ -385,11 +486,27 @@ def _apply(conn: sqlite3.Connection, batch: Batch) -> None:
             )
 
 
-_SEEN_UPDATE = "UPDATE devices SET last_seen = ?, last_own = ?, anchor = ? WHERE id = ?"
+_PRESENCE_UPDATE = (
+    "UPDATE devices SET status = ?, since = ?, last_seen = ?, last_own = ?, anchor = ?, "
+    "reason = ?, source = ?, session = ?, flaps = ?, flapping = ? WHERE id = ?"
+)
 
 
-def _seen_row(update: SeenUpdate) -> tuple[float | None, float | None, float | None, str]:
-    return (update.last_seen, update.last_own, update.anchor, update.id)
+def _presence_row(update: PresenceUpdate) -> tuple[object, ...]:
+    s = update.state
+    return (
+        s.status.value,
+        s.since,
+        s.last_seen,
+        s.last_own,
+        s.anchor,
+        None if s.reason is None else s.reason.value,
+        None if s.source is None else s.source.value,
+        s.session,
+        _dumps(s.flaps) if s.flaps else "[]",
+        int(s.flapping),
+        update.id,
+    )
 
 
 def _check_seqs(events: Sequence[EventRecord], last_seq: int) -> None:
@@ -484,9 +601,9 @@ def _device_row(record: DeviceRecord) -> tuple[object, ...]:
     return (
         record.id,
         record.profile,
-        _dumps(record.labels),
-        _dumps(record.attributes),
-        _dumps(record.metrics),
+        _dumps(record.labels) if record.labels else "{}",
+        _dumps(record.attributes) if record.attributes else "{}",
+        _dumps(record.metrics) if record.metrics else "{}",
         s.status.value,
         s.since,
         s.last_seen,
@@ -571,3 +688,60 @@ def _event(row: Any) -> EventRecord:
         flapping=bool(flapping),
     )
     return EventRecord(seq=seq, device_id=device_id, transition=transition)
+
+
+_KEY_COLUMNS: Final = (
+    "id, role, name, digest, device_id, max_per_minute, created_at, created_by, revoked_at"
+)
+_KEY_SELECT: Final = f"SELECT {_KEY_COLUMNS} FROM keys"
+_KEY_INSERT: Final = f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_AUDIT_SELECT: Final = "SELECT id, at, actor, action, target, source, details FROM audit"
+_AUDIT_INSERT: Final = (
+    "INSERT INTO audit (at, actor, action, target, source, details) VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def _bump_keys_version(conn: sqlite3.Connection) -> None:
+    conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'keys_version'")
+
+
+def _key_row(key: KeyRecord) -> tuple[object, ...]:
+    return (
+        key.id,
+        key.role,
+        key.name,
+        key.digest,
+        key.device_id,
+        key.max_per_minute,
+        key.created_at,
+        key.created_by,
+        key.revoked_at,
+    )
+
+
+def _key(row: Any) -> KeyRecord:
+    id_, role, name, digest, device_id, rate, created_at, created_by, revoked_at = row
+    return KeyRecord(
+        id=id_,
+        role=role,
+        name=name,
+        digest=bytes(digest),
+        device_id=device_id,
+        max_per_minute=rate,
+        created_at=created_at,
+        created_by=created_by,
+        revoked_at=revoked_at,
+    )
+
+
+def _audit(row: Any) -> AuditRecord:
+    id_, at, actor, action, target, source, details = row
+    return AuditRecord(
+        id=id_,
+        at=at,
+        actor=actor,
+        action=action,
+        target=target,
+        source=source,
+        details=orjson.loads(details),
+    )

@@ -59,4 +59,35 @@ MIGRATIONS: list[tuple[int, str]] = [
         INSERT INTO meta (key, value) VALUES ('last_seq', 0);
         """,
     ),
+    (
+        2,
+        """
+        -- API keys and device tokens: the SHA-256 digest of the secret, never the secret.
+        CREATE TABLE keys (
+            id              TEXT PRIMARY KEY NOT NULL,
+            role            TEXT NOT NULL,
+            name            TEXT NOT NULL,
+            digest          BLOB NOT NULL UNIQUE,
+            device_id       TEXT,
+            max_per_minute  INTEGER NOT NULL DEFAULT 0,
+            created_at      REAL NOT NULL,
+            created_by      TEXT NOT NULL,
+            revoked_at      REAL
+        );
+        CREATE INDEX keys_device ON keys (device_id) WHERE device_id IS NOT NULL;
+        -- Bumped by every key change, so other processes notice with one cheap read.
+        INSERT INTO meta (key, value) VALUES ('keys_version', 0);
+
+        CREATE TABLE audit (
+            id       INTEGER PRIMARY KEY AUTOINCREMENT,
+            at       REAL NOT NULL,
+            actor    TEXT NOT NULL,
+            action   TEXT NOT NULL,
+            target   TEXT NOT NULL,
+            source   TEXT NOT NULL,
+            details  TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX audit_at ON audit (at);
+        """,
+    ),
 ]

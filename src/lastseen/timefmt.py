@@ -5,19 +5,21 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-_cache: tuple[int, str] = (-1, "")
+_prefixes: dict[int, str] = {}
+_CACHE_LIMIT = 4096
 
 
 def rfc3339(ts: float) -> str:
-    """Format epoch seconds; the per-second prefix is cached (the hot path formats the
-    same second thousands of times)."""
-    global _cache
+    """Format epoch seconds. Per-second prefixes are cached: the hot path formats the
+    same few seconds thousands of times (a heartbeat's time, a burst's deadlines,
+    a recovery alternating between each device's stale and offline deadlines)."""
     millis = round(ts * 1000)
     second, ms = divmod(millis, 1000)
-    cached_second, prefix = _cache
-    if second != cached_second:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _cache = (second, prefix)
+    prefix = _prefixes.get(second)
+    if prefix is None:
+        if len(_prefixes) >= _CACHE_LIMIT:
+            _prefixes.clear()
+        prefix = _prefixes[second] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
     return f"{prefix}.{ms:03d}Z"
 
 

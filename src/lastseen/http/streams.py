@@ -78,8 +78,11 @@ async def stream(request: Request) -> Response:
                         return
                     yield b": keep-alive\n\n"
                     continue
-                yield sse_frame(live)
-                if live[0] == RESET and subscriber.overflowed:
+                # Everything already queued goes out in one write: a burst of
+                # transitions costs one send, not one per event.
+                batch = [live, *subscriber.drain()]
+                yield b"".join(sse_frame(message) for message in batch)
+                if subscriber.overflowed and any(m[0] == RESET for m in batch):
                     return
         finally:
             hub.broadcaster.unsubscribe(subscriber)
@@ -142,10 +145,11 @@ async def websocket(ws: WebSocket) -> None:
                     continue  # replaced by a new subscription
                 await ws.close(code=CLOSE_GOING_AWAY)
                 return
-            await ws.send_text(message[2].decode())
-            if current.overflowed and message[0] == RESET:
-                await ws.close(code=CLOSE_TRY_AGAIN, reason="subscriber too slow")
-                return
+            for queued in [message, *current.drain()]:
+                await ws.send_text(queued[2].decode())
+                if current.overflowed and queued[0] == RESET:
+                    await ws.close(code=CLOSE_TRY_AGAIN, reason="subscriber too slow")
+                    return
 
     async def receiver() -> None:
         while True:

@@ -110,6 +110,17 @@ class Subscriber:
             if message[0] != TRANSITION or message[1] > self.skip_through:
                 return message
 
+    def drain(self, limit: int = 1024) -> list[Message]:
+        """Up to ``limit`` more queued messages, without waiting (senders batch writes)."""
+        out: list[Message] = []
+        queue = self.queue
+        skip = self.skip_through
+        while queue and len(out) < limit:
+            message = queue.popleft()
+            if message[0] != TRANSITION or message[1] > skip:
+                out.append(message)
+        return out
+
     def close(self) -> None:
         self.closed = True
         self.wake.set()

@@ -26,7 +26,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from types import MappingProxyType
 from typing import Any
@@ -64,7 +64,7 @@ from lastseen.presence import (
 from lastseen.settings import Settings
 from lastseen.store import DeviceQuery, DeviceRecord, EventRecord, PresenceUpdate, Store
 from lastseen.timefmt import rfc3339
-from lastseen.wire import device_json, event_json
+from lastseen.wire import compact, device_json, event_json
 
 log = logging.getLogger("lastseen.presence")
 
@@ -201,7 +201,13 @@ class Hub:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, *, timers: bool = True) -> None:
-        """Open the store, rebuild hot state, fire deadlines missed while down, run.
+        """Open the store, rebuild hot state and the deadline heap, run.
+
+        Deadlines that passed while the hub was down are on the heap like any other
+        and the timer fires them at once, in chunks, stamped at their deadlines:
+        exactly as if the hub had been running. The hub serves meanwhile, and reads
+        show those devices as the engine judges them now (see ``view``), so a large
+        fleet does not keep the hub unavailable while its backlog is committed.
 
         ``timers=False`` starts only the committer: tests then drive time themselves
         with ``sweep(now)`` and a manual clock.
@@ -209,12 +215,13 @@ class Hub:
         await self.store.open()
         self.seq = self.published_seq = await self.store.last_seq()
         now = self.clock.now()
-        changes = _Changes()
+        heap = self._heap
+        counts = self.status_counts
+        overdue = 0
         for record in await self.store.load_devices():
-            profile = self._profile_or_default(record.profile)
             entry = Entry(
                 record.state,
-                profile,
+                self._profile_or_default(record.profile),
                 record.labels,
                 record.attributes,
                 record.metrics,
@@ -222,21 +229,18 @@ class Hub:
                 record.updated_at,
             )
             self.entries[record.id] = entry
-            self.status_counts[record.state.status] += 1
-            # Deadlines that passed while the hub was down fire now, stamped at the
-            # deadline itself, exactly as if the hub had been running.
-            self._advance(record.id, entry, now, changes)
-        heapq.heapify(self._heap)
+            counts[record.state.status] += 1
+            deadline = next_deadline(entry.state, entry.profile)
+            if deadline is not None:
+                entry.scheduled = deadline
+                heap.append((deadline, record.id))
+                overdue += deadline <= now
+        heapq.heapify(heap)
         # A million device entries live as long as the process: move them out of the
         # cyclic collector's sight so full collections stay short.
         gc.collect()
         gc.freeze()
-        if changes:
-            log.info(
-                "event=recovered devices=%d transitions=%d",
-                len(changes.presence),
-                len(changes.events),
-            )
+        log.info("event=loaded devices=%d overdue=%d seq=%d", len(self.entries), overdue, self.seq)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.committer.run(), name="committer")]
         if timers:
@@ -245,8 +249,6 @@ class Hub:
                 loop.create_task(self._seen_ticker(), name="seen-ticker"),
                 loop.create_task(self._pruner(), name="pruner"),
             ]
-        if changes:
-            await self.committer.submit(changes.ids, changes.events, changes.presence)
 
     async def stop(self) -> None:
         """Flush write-behind and pending commits, close streams, close the store."""
@@ -512,7 +514,8 @@ class Hub:
         wire = []
         # One log record per commit, rendered as one line per transition: the
         # per-call cost of logging would otherwise dominate a burst of timeouts.
-        log.info("", extra={BATCH: [_log_line(e) for e in events]})
+        if log.isEnabledFor(logging.INFO):
+            log.info("", extra={BATCH: [_log_line(e) for e in events]})
         lag = self.metrics.timeout_lag
         for event in events:
             transition = event.transition
@@ -526,7 +529,7 @@ class Hub:
                     transition.from_status,
                     transition.to_status,
                     entry.labels if entry is not None else _EMPTY,
-                    orjson.dumps(event_json(event.seq, event.device_id, transition)),
+                    compact(orjson.dumps(event_json(event.seq, event.device_id, transition))),
                 )
             )
         if events:
@@ -591,6 +594,21 @@ class Hub:
             updated_at=entry.updated_at,
         )
 
+    def view(self, device_id: str, entry: Entry, now: float) -> DeviceRecord:
+        """The device as a reader should see it at ``now``.
+
+        Normally that is the hot state. A device whose deadline has passed but which
+        the timer has not swept yet (the few milliseconds between a deadline and its
+        sweep, or the backlog right after a restart) is shown as the engine judges it
+        now; its transitions are published, with their seqs, when the sweep reaches it.
+        """
+        record = self.record(device_id, entry)
+        scheduled = entry.scheduled
+        if scheduled is not None and scheduled <= now:
+            state = advance(entry.state, entry.profile, now).state
+            record = replace(record, state=state)
+        return record
+
     def _snapshot(
         self, ids: set[str], presence_ids: set[str]
     ) -> tuple[list[DeviceRecord], list[str], list[PresenceUpdate]]:
@@ -614,7 +632,7 @@ class Hub:
         entry = self.entries.get(device_id)
         if entry is None:
             raise NotFound(f"no device {device_id!r}")
-        return self.record(device_id, entry), entry.profile
+        return self.view(device_id, entry, self.clock.now()), entry.profile
 
     async def list_devices(
         self, query: DeviceQuery
@@ -624,16 +642,18 @@ class Hub:
         The store orders and filters ids; presence comes from memory. A device whose
         status changed after its last commit is checked against the filter again.
         """
-        seq = self.seq
         rows = await self.store.list_devices(query)
+        seq = self.seq
+        now = self.clock.now()
         page = []
         for row in rows:
             entry = self.entries.get(row.id)
             if entry is None:
                 continue
-            if query.status is not None and entry.state.status is not query.status:
+            record = self.view(row.id, entry, now)
+            if query.status is not None and record.state.status is not query.status:
                 continue
-            page.append((self.record(row.id, entry), entry.profile))
+            page.append((record, entry.profile))
         cursor = rows[-1].id if len(rows) == query.limit else None
         return page, cursor, seq
 
@@ -705,10 +725,12 @@ class Hub:
         """Every device matching the filter, with the seq the snapshot is consistent with."""
         devices = []
         statuses = stream_filter.statuses
+        now = self.clock.now()
         for device_id, entry in self.entries.items():
-            if statuses and entry.state.status not in statuses:
-                continue
             if not stream_filter.matches_device(device_id, entry.labels):
                 continue
-            devices.append(device_json(self.record(device_id, entry), entry.profile))
+            record = self.view(device_id, entry, now)
+            if statuses and record.state.status not in statuses:
+                continue
+            devices.append(device_json(record, entry.profile))
         return self.seq, devices

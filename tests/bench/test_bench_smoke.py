@@ -1,0 +1,156 @@
+"""Smoke tests: every benchmark still runs end to end, at a tiny size.
+
+Each runs ``python -m bench.NAME`` as a subprocess against real hub processes and
+checks that it exits 0 and writes its JSON result with the expected keys. Timing
+numbers are never asserted: on a shared CI machine they mean nothing. The bench
+package is copied to a temporary directory first, so a smoke run never overwrites
+the results of a real run in ``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bench.run_all import tables
+
+pytestmark = pytest.mark.e2e
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+#: Hard bound per benchmark run; each takes a few seconds on an idle 2-core machine.
+BOUND = 20.0
+ENVIRONMENT_KEYS = {"cores", "python", "platform", "packages", "commit", "when"}
+
+
+def run_bench(tmp_path: Path, name: str, *args: str) -> dict[str, Any]:
+    """Run one benchmark in a copy of ``bench/``; its parsed JSON result."""
+    shutil.copytree(
+        BENCH, tmp_path / "bench", ignore=shutil.ignore_patterns("results", "__pycache__")
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", f"bench.{name}", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        # Its own process group, so a hung run is killed with the hubs it started.
+        start_new_session=True,
+    )
+    try:
+        output, _ = proc.communicate(timeout=BOUND)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        pytest.fail(f"bench.{name} did not finish within {BOUND} s:\n{output}")
+    assert proc.returncode == 0, output
+    assert tables(output), f"bench.{name} printed no summary table:\n{output}"
+    result: dict[str, Any] = json.loads(
+        (tmp_path / "bench" / "results" / f"{name}.json").read_text()
+    )
+    assert result["benchmark"] == name
+    assert result["environment"].keys() >= ENVIRONMENT_KEYS
+    assert len(result["runs"]) == 1
+    return result
+
+
+@pytest.mark.timeout(30)
+def test_heartbeat_throughput(tmp_path: Path) -> None:
+    if shutil.which("wrk") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("wrk is not on PATH; CI must install it (Debian package wrk)")
+        pytest.skip("wrk is not on PATH (Debian package wrk); CI runs this")
+    result = run_bench(
+        tmp_path, "heartbeat_throughput", "--devices", "1000", "--runs", "1", "--seconds", "1"
+    )
+    assert {"heartbeat_rps", "ceiling_rps", "ratio", "batched_hps"} <= result["summary"][
+        "1000"
+    ].keys()
+
+
+@pytest.mark.timeout(30)
+def test_timeout_lag(tmp_path: Path) -> None:
+    result = run_bench(
+        tmp_path, "timeout_lag", "--devices", "1000", "--runs", "1", "--scenario", "burst"
+    )
+    burst = result["summary"]["burst"]
+    assert {"lag_p50_ms", "lag_p99_ms", "lag_max_ms", "all_received"} <= burst.keys()
+    assert burst["all_received"] is True
+
+
+@pytest.mark.timeout(30)
+def test_push_latency(tmp_path: Path) -> None:
+    result = run_bench(
+        tmp_path, "push_latency", "--subscribers", "3", "--samples", "10", "--warmup", "2",
+        "--runs", "1",
+    )  # fmt: skip
+    summary = result["summary"]
+    for transport in ("sse", "ws"):
+        assert {"p50_ms", "p99_ms", "max_ms", "spread_p50_ms", "missing"} <= summary[
+            transport
+        ].keys()
+        assert summary[transport]["missing"] == 0
+        assert result["runs"][0][transport]["deliveries"] == 3 * 10
+    assert {"ack_p50_ms", "ack_p99_ms", "hub_cpu_percent"} <= summary.keys()
+
+
+@pytest.mark.timeout(30)
+def test_memory(tmp_path: Path) -> None:
+    result = run_bench(tmp_path, "memory", "--devices", "2000", "--runs", "1", "--settle", "0.5")
+    assert {
+        "bytes_per_device",
+        "marginal_bytes_per_device",
+        "rss_base_bytes",
+        "rss_final_bytes",
+        "register_seconds",
+        "register_per_second",
+    } <= result["summary"].keys()
+    assert result["runs"][0]["devices"] == 2000
+
+
+@pytest.mark.timeout(30)
+def test_restart(tmp_path: Path) -> None:
+    result = run_bench(
+        tmp_path, "restart", "--devices", "1000", "--runs", "1",
+        "--stale-after", "0.5", "--offline-after", "1", "--timeout", "30",
+    )  # fmt: skip
+    assert {"serve_seconds", "recovered_seconds", "rss_after_bytes", "devices"} <= result[
+        "summary"
+    ].keys()
+    run = result["runs"][0]
+    assert run["transitions"] == 2 * 1000
+
+
+def test_tables_finds_every_summary_table() -> None:
+    output = "\n".join(
+        [
+            "{'a': 1}",
+            "",
+            "first title",
+            "-----------",
+            "row one  1",
+            "row two  2",
+            "",
+            "wrote x.json",
+            "second",
+            "------",
+            "only row  3",
+        ]
+    )
+    assert tables(output).split("\n") == [
+        "first title",
+        "-----------",
+        "row one  1",
+        "row two  2",
+        "",
+        "second",
+        "------",
+        "only row  3",
+        "",
+    ]

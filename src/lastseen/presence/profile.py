@@ -16,9 +16,23 @@ from lastseen.errors import ConfigError
 DEFAULT_PROFILE = "default"
 
 
+def _seconds(value: object) -> bool:
+    # bool is an int subclass: ``stale_after = true`` in a TOML file is a mistake, not 1 s.
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _positive(name: str, value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+    if not (_seconds(value) and value > 0):
         raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+
+
+def _non_negative(name: str, value: float) -> None:
+    if not (_seconds(value) and value >= 0):
+        raise ConfigError(f"{name} must be a number of seconds >= 0, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,18 +67,19 @@ class Profile:
                 f"profile {self.name!r}: stale_after ({self.stale_after}) must not exceed "
                 f"offline_after ({self.offline_after})"
             )
-        if not isinstance(self.flap_threshold, int) or self.flap_threshold < 1:
+        if not (_count(self.flap_threshold) and self.flap_threshold >= 1):
             raise ConfigError(
                 f"profile {self.name!r}: flap_threshold must be an integer >= 1, "
                 f"got {self.flap_threshold!r}"
             )
         _positive(f"profile {self.name!r}: flap_window", self.flap_window)
-        if not (math.isfinite(self.min_interval) and self.min_interval >= 0):
-            raise ConfigError(f"profile {self.name!r}: min_interval must be >= 0")
-        if not isinstance(self.max_per_minute, int) or self.max_per_minute < 0:
-            raise ConfigError(f"profile {self.name!r}: max_per_minute must be an integer >= 0")
-        if not (math.isfinite(self.probe_interval) and self.probe_interval >= 0):
-            raise ConfigError(f"profile {self.name!r}: probe_interval must be >= 0")
+        _non_negative(f"profile {self.name!r}: min_interval", self.min_interval)
+        if not (_count(self.max_per_minute) and self.max_per_minute >= 0):
+            raise ConfigError(
+                f"profile {self.name!r}: max_per_minute must be an integer >= 0, "
+                f"got {self.max_per_minute!r}"
+            )
+        _non_negative(f"profile {self.name!r}: probe_interval", self.probe_interval)
 
     @property
     def heartbeat_hint(self) -> float:

@@ -7,6 +7,7 @@ the hub with a message that names the value and where it came from.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import tomllib
@@ -53,6 +54,29 @@ class Settings:
     sweep_chunk: int = 5000
     log_level: str = "info"
     log_format: str = "text"
+    #: Rate limits of the default profile (0 disables): see ``Profile``.
+    min_interval: float = 0.0
+    max_per_minute: int = 0
+    # --- security (docs/security.md) ---
+    #: No authentication at all: a local trial. Said plainly in the log and /healthz.
+    open: bool = False
+    #: May ingest keys register unknown device ids by sending them a heartbeat?
+    ingest_register: bool = True
+    #: Requests per minute allowed to each non-admin key that sets no limit of its own.
+    key_max_per_minute: int = 0
+    #: Open SSE/WebSocket streams allowed per key.
+    max_streams_per_key: int = 100
+    #: Audit records older than this many seconds are pruned.
+    audit_retention: float = 365 * 86400.0
+    #: Seconds between checks for keys changed by another process (CLI, other instances).
+    key_refresh: float = 5.0
+    #: Serve HTTPS/WSS with this certificate chain and private key (PEM files).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: Addresses or networks whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed.
+    trusted_proxy: tuple[str, ...] = ()
+    #: Origins allowed to call the API from a browser (CORS); empty = none.
+    cors_origin: tuple[str, ...] = ()
     profiles: ProfileRegistry = field(default_factory=ProfileRegistry, compare=False)
 
     @property
@@ -104,6 +128,72 @@ def _parse_path(name: str, raw: Any) -> Path:
     return Path(_parse_text(name, raw)).expanduser()
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def _parse_bool(name: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"{name}: expected true or false (1/0, yes/no, on/off), got {raw!r}")
+
+
+def _items(name: str, raw: Any) -> list[str]:
+    """A list from a TOML array, repeated flags, or one comma-separated string."""
+    if isinstance(raw, str):
+        parts = raw.split(",")
+    elif isinstance(raw, list | tuple):
+        parts = []
+        for item in raw:
+            if not isinstance(item, str):
+                raise ConfigError(f"{name}: expected strings, got {item!r}")
+            parts.extend(item.split(","))
+    else:
+        raise ConfigError(f"{name}: expected a list of strings, got {raw!r}")
+    return [part.strip() for part in parts if part.strip()]
+
+
+def _parse_networks(name: str, raw: Any) -> tuple[str, ...]:
+    values = _items(name, raw)
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{name}: expected IP addresses or networks (e.g. 10.0.0.5, 10.0.0.0/8), "
+                f"got {value!r}"
+            ) from None
+    return tuple(values)
+
+
+def _parse_origins(name: str, raw: Any) -> tuple[str, ...]:
+    values = _items(name, raw)
+    for value in values:
+        scheme, sep, rest = value.partition("://")
+        valid = value == "*" or (
+            sep and scheme in ("http", "https") and rest and "/" not in rest.rstrip("/")
+        )
+        if not valid:
+            raise ConfigError(
+                f"{name}: expected origins like https://dash.example.com (or *), got {value!r}"
+            )
+    return tuple(v.rstrip("/") for v in values)
+
+
+def _parse_file(name: str, raw: Any) -> Path:
+    path = _parse_path(name, raw)
+    if not path.is_file():
+        raise ConfigError(f"{name}: no such file: {path}")
+    if not os.access(path, os.R_OK):
+        raise ConfigError(f"{name}: not readable: {path}")
+    return path
+
+
 _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "host": _parse_text,
     "port": lambda n, v: _parse_int(n, v, minimum=0, maximum=65535),
@@ -125,6 +215,18 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "sweep_chunk": lambda n, v: _parse_int(n, v, minimum=1),
     "log_level": _parse_choice(("debug", "info", "warning", "error")),
     "log_format": _parse_choice(("text", "json")),
+    "min_interval": lambda n, v: _parse_float(n, v, strict=False),
+    "max_per_minute": lambda n, v: _parse_int(n, v, minimum=0),
+    "open": _parse_bool,
+    "ingest_register": _parse_bool,
+    "key_max_per_minute": lambda n, v: _parse_int(n, v, minimum=0),
+    "max_streams_per_key": lambda n, v: _parse_int(n, v, minimum=1),
+    "audit_retention": _parse_float,
+    "key_refresh": _parse_float,
+    "tls_cert": _parse_file,
+    "tls_key": _parse_file,
+    "trusted_proxy": _parse_networks,
+    "cors_origin": _parse_origins,
 }
 
 #: Config-file sections and the settings they may hold.
@@ -139,9 +241,28 @@ _FILE_SECTIONS = {
         "log_level",
         "log_format",
     },
-    "presence": {"stale_after", "offline_after", "flush_interval", "sweep_chunk"},
+    "presence": {
+        "stale_after",
+        "offline_after",
+        "flush_interval",
+        "sweep_chunk",
+        "min_interval",
+        "max_per_minute",
+    },
     "streams": {"event_retention", "replay_buffer", "subscriber_queue", "keepalive_interval"},
     "backends": {"redis", "postgres", "mqtt"},
+    "security": {
+        "open",
+        "ingest_register",
+        "key_max_per_minute",
+        "max_streams_per_key",
+        "audit_retention",
+        "key_refresh",
+        "tls_cert",
+        "tls_key",
+        "trusted_proxy",
+        "cors_origin",
+    },
 }
 
 _PROFILE_KEYS = {f.name for f in fields(Profile)} - {"name", "labels"}
@@ -242,6 +363,22 @@ def load_settings(
     offline = values.get("offline_after", 300.0)
     if stale > offline:
         raise ConfigError(f"stale-after ({stale:g}) must not exceed offline-after ({offline:g})")
-    default = Profile(stale_after=stale, offline_after=offline)
+    default = Profile(
+        stale_after=stale,
+        offline_after=offline,
+        min_interval=values.get("min_interval", 0.0),
+        max_per_minute=values.get("max_per_minute", 0),
+    )
     values["profiles"] = _build_profiles(config_path, raw_profiles, default)
+    _check_security(values)
     return Settings(**values)
+
+
+def _check_security(values: Mapping[str, Any]) -> None:
+    if values.get("open") and values.get("admin_key"):
+        raise ConfigError(
+            "--open (LASTSEEN_OPEN) and LASTSEEN_ADMIN_KEY exclude each other: "
+            "an open hub has no keys; unset one of them"
+        )
+    if bool(values.get("tls_cert")) != bool(values.get("tls_key")):
+        raise ConfigError("--tls-cert and --tls-key go together: give both or neither")

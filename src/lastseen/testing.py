@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -20,15 +22,38 @@ def free_port() -> int:
         return port
 
 
-class HubProcess:
-    """A real ``lastseen serve`` subprocess on a free loopback port."""
+_PRINTED_KEY = re.compile(r"lsk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
 
-    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+
+class HubProcess:
+    """A real ``lastseen serve`` subprocess on a free loopback port.
+
+    Unless told otherwise it runs with ``--open`` (no authentication), the way a
+    local trial does; give ``LASTSEEN_ADMIN_KEY`` in ``env`` for a keyed hub, or
+    ``open_auth=False`` for one that creates its first admin key (``printed_key()``).
+    With ``--tls-cert`` among the arguments it speaks HTTPS and trusts that
+    certificate (self-signed, for tests).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        open_auth: bool | None = None,
+    ) -> None:
         self.data_dir = data_dir
-        self.args = args
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.admin_key: str | None = (env or {}).get("LASTSEEN_ADMIN_KEY")
+        if open_auth is None:
+            open_auth = self.admin_key is None
+        self.args = ("--open", *args) if open_auth and "--open" not in args else args
+        self.port = free_port()
+        self.verify: ssl.SSLContext | bool = True
+        scheme = "http"
+        if "--tls-cert" in args:
+            scheme = "https"
+            self.verify = ssl.create_default_context(cafile=args[args.index("--tls-cert") + 1])
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
         self.log_path = data_dir.parent / f"{data_dir.name}-hub.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -47,7 +72,8 @@ class HubProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"hub exited early:\n{self.log()}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=0.5).status_code == 200:
+                answer = httpx.get(self.url + "/healthz", timeout=0.5, verify=self.verify)
+                if answer.status_code == 200:
                     return
             except httpx.TransportError:
                 pass
@@ -75,6 +101,13 @@ class HubProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def client(self) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.admin_key}"} if self.admin_key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+    def printed_key(self) -> str | None:
+        """The first admin key this hub printed at its first start, if it did."""
+        found = _PRINTED_KEY.search(self.log())
+        return found.group(0) if found else None
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        """An HTTP client for this hub, sending ``key`` (default: the admin key)."""
+        key = key or self.admin_key
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10, verify=self.verify)

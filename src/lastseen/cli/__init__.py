@@ -14,7 +14,7 @@ from importlib import import_module
 
 from lastseen import __version__
 
-COMMANDS = ("serve", "devices", "tail", "simulate")
+COMMANDS = ("serve", "devices", "tail", "simulate", "keys")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,16 +8,18 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 
 import uvicorn
 
 from lastseen.errors import ConfigError
 from lastseen.settings import Settings, load_settings
+from lastseen.store import KeyRecord
 
 log = logging.getLogger("lastseen.serve")
 
@@ -35,7 +37,36 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--flush-interval", {"help": "seconds between last_seen write-behind flushes (default 1)"}),
     ("--log-level", {"help": "debug, info, warning or error (default info)"}),
     ("--log-format", {"help": "text or json (default text)"}),
+    (
+        "--open",
+        {
+            "action": "store_const",
+            "const": True,
+            "help": "no authentication at all, for a local trial (env LASTSEEN_OPEN=1)",
+        },
+    ),
+    ("--tls-cert", {"help": "serve HTTPS/WSS with this PEM certificate chain"}),
+    ("--tls-key", {"help": "the PEM private key of --tls-cert"}),
+    (
+        "--trusted-proxy",
+        {
+            "action": "append",
+            "help": "an address or network (repeatable, or comma-separated) whose "
+            "X-Forwarded-For/-Proto headers are believed; default: none",
+        },
+    ),
+    (
+        "--cors-origin",
+        {
+            "action": "append",
+            "help": "a browser origin allowed to call the API, e.g. https://dash.example.com "
+            "(repeatable); default: none",
+        },
+    ),
 ]
+
+#: Largest WebSocket message accepted from a client (subscriptions are small).
+WS_MAX_SIZE = 64 * 1024
 
 
 def register(subparsers: Any) -> None:
@@ -43,7 +74,9 @@ def register(subparsers: Any) -> None:
         "serve",
         help="run the hub",
         description="Run the presence hub. Every flag also reads LASTSEEN_<FLAG>, "
-        "e.g. LASTSEEN_PORT; the admin key comes from LASTSEEN_ADMIN_KEY.",
+        "e.g. LASTSEEN_PORT; the admin key comes from LASTSEEN_ADMIN_KEY. Without it, "
+        "the first start creates an admin key and prints it once; see "
+        "'lastseen keys --help' and docs/security.md.",
     )
     for flag, options in _FLAGS:
         parser.add_argument(flag, **options)
@@ -88,6 +121,22 @@ def _prepare_data_dir(settings: Settings) -> Path:
     return path
 
 
+def print_bootstrap_key(record: KeyRecord, secret: str, stream: TextIO | None = None) -> None:
+    """Show the first admin key, once: on stderr, not in the structured log."""
+    out = stream or sys.stderr
+    print(
+        "\n"
+        "lastseen: created the first admin key (it is shown only this once; keep it safe):\n"
+        f"\n    {secret}\n\n"
+        "  Send it as 'Authorization: Bearer <key>'. Create more keys with it, e.g.\n"
+        "    LASTSEEN_KEY=<key> lastseen keys create --role read --name dashboard\n"
+        "  or, on this machine, without the hub's API:\n"
+        "    lastseen keys create --data-dir <data dir> --role ingest --name gateways\n",
+        file=out,
+        flush=True,
+    )
+
+
 async def _serve(settings: Settings) -> None:
     # Imported here so that `lastseen --help` stays fast.
     from lastseen.http.app import create_app
@@ -96,7 +145,8 @@ async def _serve(settings: Settings) -> None:
 
     store = SQLiteStore(_prepare_data_dir(settings) / "lastseen.db")
     hub = Hub(settings, store)
-    app = create_app(hub)
+    app = create_app(hub, on_bootstrap=print_bootstrap_key)
+    tls = settings.tls_cert is not None
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -104,26 +154,52 @@ async def _serve(settings: Settings) -> None:
         loop="none",
         http="httptools",
         ws="websockets-sansio",
+        # Compressing every small event for every subscriber cost more CPU than the
+        # whole heartbeat path (profiled); events are ~200 bytes.
+        ws_per_message_deflate=False,
         lifespan="on",
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=5,
         ws_ping_interval=20,
         ws_ping_timeout=20,
+        ws_max_size=WS_MAX_SIZE,
+        # X-Forwarded-* are handled by the app, and only from --trusted-proxy
+        # (uvicorn's own default would trust them from 127.0.0.1).
+        proxy_headers=False,
+        server_header=False,
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
     )
     server = _Server(config, hub.broadcaster.close_all)
     log.info(
-        "event=starting url=http://%s:%d data_dir=%s auth=%s stale_after=%g offline_after=%g",
+        "event=starting url=%s://%s:%d data_dir=%s auth=%s stale_after=%g offline_after=%g",
+        "https" if tls else "http",
         settings.host,
         settings.port,
         settings.data_dir,
-        "key" if settings.admin_key else "open",
+        "open" if settings.open else "keys",
         settings.default_profile.stale_after,
         settings.default_profile.offline_after,
     )
     await server.serve()
     if server.started is False and not server.should_exit:
         raise SystemExit(1)
+
+
+def _check_tls(settings: Settings) -> None:
+    """Load the certificate and key once now, so a bad pair is one clear line, not a
+    traceback from deep inside the server."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"--tls-cert {settings.tls_cert} / --tls-key {settings.tls_key}: "
+            f"cannot load the pair: {exc}"
+        ) from exc
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
                 "--redis, --postgres and --mqtt (scale-out and MQTT) are not available in "
                 "this version; run without them for the embedded hub"
             )
+        _check_tls(settings)
     except ConfigError as exc:
         print(f"lastseen: {exc.message}", file=sys.stderr)
         return 2

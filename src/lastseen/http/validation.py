@@ -1,9 +1,14 @@
 """Parsing and validating what clients send. Nothing here changes state.
 
-Every refusal is an ``InvalidInput`` with a stable ``code`` (listed in docs/api.md)
-so clients can act on it and ``/metrics`` can count it.
+Every refusal is an ``InvalidInput`` with a stable ``code`` (listed in docs/api.md
+and docs/security.md) so clients can act on it and ``/metrics`` can count it.
 Unknown top-level fields are refused (``unknown_field``) rather than ignored, so a
 misspelt ``attributs`` is reported instead of silently dropped.
+
+Limits on device-supplied JSON (attributes) bound what one device can make the hub
+keep in memory and in the store: depth, keys per object, items per array, characters
+per key and per string, and values in all. The body cap (``--max-body``) bounds
+everything else, and every walk here is iterative, so no input can recurse.
 """
 
 from __future__ import annotations
@@ -11,18 +16,59 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
+from starlette.types import Receive, Scope
 
 from lastseen.errors import InvalidInput, PayloadTooLarge
 from lastseen.presence import Status
 
+#: Keys in one JSON object (attributes, metrics, and every object nested in them).
 MAX_KEYS = 256
+#: Characters in one key.
 MAX_KEY_LENGTH = 128
+#: Nesting of attributes: ``{"a": {"b": ...}}`` is depth 2.
 MAX_DEPTH = 8
+#: Items in one JSON array inside attributes.
+MAX_ITEMS = 256
+#: Characters in one string value inside attributes.
+MAX_STRING = 4096
+#: Values (objects, arrays and scalars) in one attributes document.
+MAX_VALUES = 4096
 MAX_LABELS = 64
 MAX_LABEL_LENGTH = 256
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole request body from raw ASGI, refusing more than ``limit`` bytes.
+
+    A declared ``Content-Length`` over the limit is refused before reading a byte; a
+    chunked body is counted as it arrives and refused as soon as it passes the limit.
+    """
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                declared = int(value)
+            except ValueError:
+                raise InvalidInput("Content-Length is not a number", code="invalid_body") from None
+            if declared > limit:
+                raise PayloadTooLarge(f"body over {limit} bytes")
+            break
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body over {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 async def read_json(request: Request, limit: int, *, allow_empty: bool = False) -> Any:
@@ -48,9 +94,13 @@ async def read_json(request: Request, limit: int, *, allow_empty: bool = False) 
             return None
         raise InvalidInput("a JSON body is required", code="invalid_body")
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"body is not valid JSON: {exc}", code="invalid_json") from None
+    if value is None:
+        # Not the same as no body: a literal null is a value, and not an object.
+        raise InvalidInput("the body is JSON null; send an object or nothing", code="invalid_body")
+    return value
 
 
 def require_object(value: Any, what: str) -> dict[str, Any]:
@@ -65,31 +115,53 @@ def refuse_unknown(body: Mapping[str, Any], allowed: frozenset[str], what: str) 
             raise InvalidInput(f"{what}: unknown field {key!r}", code="unknown_field")
 
 
-def _depth(value: Any, limit: int) -> bool:
-    """True if ``value`` nests no deeper than ``limit`` (iterative: no recursion bombs)."""
+def _check_tree(value: dict[str, Any], what: str) -> None:
+    """Enforce every attributes limit in one iterative walk (no recursion bombs)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
+    seen = 0
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth > limit:
-                return False
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
-    return True
+        seen += 1
+        if seen > MAX_VALUES:
+            raise InvalidInput(f"{what}: more than {MAX_VALUES} values", code="too_many_items")
+        if isinstance(item, str):
+            if len(item) > MAX_STRING:
+                raise InvalidInput(
+                    f"{what}: a string over {MAX_STRING} chars", code="value_too_long"
+                )
+        elif isinstance(item, dict):
+            if depth > MAX_DEPTH:
+                raise InvalidInput(f"{what} nest deeper than {MAX_DEPTH}", code="too_deep")
+            if len(item) > MAX_KEYS:
+                raise InvalidInput(f"{what}: more than {MAX_KEYS} keys", code="too_many_keys")
+            for key, child in item.items():
+                if len(key) > MAX_KEY_LENGTH:
+                    raise InvalidInput(
+                        f"{what}: key over {MAX_KEY_LENGTH} chars", code="key_too_long"
+                    )
+                stack.append((child, depth + 1))
+        elif isinstance(item, list):
+            if depth > MAX_DEPTH:
+                raise InvalidInput(f"{what} nest deeper than {MAX_DEPTH}", code="too_deep")
+            if len(item) > MAX_ITEMS:
+                raise InvalidInput(
+                    f"{what}: an array of more than {MAX_ITEMS} items", code="too_many_items"
+                )
+            stack.extend((child, depth + 1) for child in item)
 
 
 def attributes(value: Any) -> dict[str, Any] | None:
+    """Device-reported attributes: any JSON object within the limits above.
+
+    Values keep their JSON types (string, number, boolean, null, array, object). A
+    time inside them is data, never a clock: the hub orders everything by its own
+    time of receipt.
+    """
     if value is None:
         return None
     if not isinstance(value, dict):
         raise InvalidInput("attributes must be a JSON object", code="invalid_attributes")
-    if len(value) > MAX_KEYS:
-        raise InvalidInput(f"attributes: more than {MAX_KEYS} keys", code="too_many_keys")
-    for key in value:
-        if len(key) > MAX_KEY_LENGTH:
-            raise InvalidInput(f"attributes: key over {MAX_KEY_LENGTH} chars", code="key_too_long")
-    if not _depth(value, MAX_DEPTH):
-        raise InvalidInput(f"attributes nest deeper than {MAX_DEPTH}", code="too_deep")
+    _check_tree(value, "attributes")
     return value
 
 
@@ -146,6 +218,26 @@ def label_pair(value: str) -> tuple[str, str]:
     return key, text
 
 
+def repeated_parameter(query: bytes) -> str | None:
+    """The first query parameter given more than once, or None.
+
+    Outside the stream filters every parameter takes one value; a second one is
+    refused rather than silently winning or losing (a proxy that checked the first
+    and an app that used the last would disagree: HTTP parameter pollution).
+    """
+    seen: set[str] = set()
+    for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
+
+
+#: Query integers (seqs, ids, page sizes) have at most this many digits: far beyond
+#: any real seq, and inside every database's 64-bit integers.
+MAX_DIGITS = 15
+
+
 def int_param(
     conn: HTTPConnection,
     name: str,
@@ -154,13 +246,21 @@ def int_param(
     minimum: int = 0,
     maximum: int | None = None,
 ) -> int | None:
+    """A query integer written canonically: ASCII digits, no sign, no leading zero,
+    at most ``MAX_DIGITS``. Empty or absent gives ``default``."""
     raw = conn.query_params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} must be an integer", code="invalid_parameter") from None
+    if (
+        not (raw.isascii() and raw.isdigit())
+        or len(raw) > MAX_DIGITS
+        or (raw[0] == "0" and len(raw) > 1)
+    ):
+        raise InvalidInput(
+            f"{name} must be a whole number (digits only, at most {MAX_DIGITS})",
+            code="invalid_parameter",
+        )
+    value = int(raw)
     if value < minimum or (maximum is not None and value > maximum):
         bound = f" and <= {maximum}" if maximum is not None else ""
         raise InvalidInput(f"{name} must be >= {minimum}{bound}", code="invalid_parameter")

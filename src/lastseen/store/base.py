@@ -191,10 +191,15 @@ class Store(Protocol):
         ...
 
     async def audit(
-        self, *, after: int | None = None, before: int | None = None, limit: int = 100
+        self,
+        *,
+        after: int = 0,
+        before: int | None = None,
+        limit: int = 100,
+        newest_first: bool = False,
     ) -> list[AuditRecord]:
-        """A page of the audit log: ids > ``after`` oldest first, or, when ``before``
-        is given, ids < ``before`` newest first."""
+        """At most ``limit`` audit records with ``after`` < id < ``before`` (no upper
+        bound if None), oldest first or newest first."""
         ...
 
     async def prune_audit(self, before: float) -> int:

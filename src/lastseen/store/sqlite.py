@@ -288,17 +288,20 @@ class SQLiteStore:
         return await self._run(self._writer, job)
 
     async def audit(
-        self, *, after: int | None = None, before: int | None = None, limit: int = 100
+        self,
+        *,
+        after: int = 0,
+        before: int | None = None,
+        limit: int = 100,
+        newest_first: bool = False,
     ) -> list[AuditRecord]:
-        """Oldest first after ``after``, or newest first before ``before``."""
+        """Records with ``after`` < id < ``before``, in id order or newest first."""
         if limit <= 0:
             return []
-        if before is not None:
-            sql = f"{_AUDIT_SELECT} WHERE id < ? ORDER BY id DESC LIMIT ?"
-            params: tuple[object, ...] = (before, limit)
-        else:
-            sql = f"{_AUDIT_SELECT} WHERE id > ? ORDER BY id LIMIT ?"
-            params = (after or 0, limit)
+        order = "DESC" if newest_first else "ASC"
+        sql = f"{_AUDIT_SELECT} WHERE id > ? AND id < ? ORDER BY id {order} LIMIT ?"
+        # SQLite integers stop at 2^63 - 1: that bound is "no bound".
+        params = (after, 2**63 - 1 if before is None else before, limit)
         return await self._run(
             self._reader, lambda conn: [_audit(row) for row in conn.execute(sql, params)]
         )

@@ -188,11 +188,6 @@ async def test_device_supplied_times_never_decide_anything(running: Running) -> 
     assert running.hub.seq == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs a hub hook: Hub._observe merges new attribute keys into the stored "
-    "attributes without a cap (docs/security.md, known gaps)",
-)
 async def test_a_device_cannot_grow_its_attributes_without_bound(running: Running) -> None:
     async with running.admin_client() as admin:
         for n in range(4):

@@ -61,15 +61,22 @@ async def heartbeats(request: Request) -> Response:
                     "error": {"code": exc.code, "message": exc.message},
                 }
             )
-    results = iter(await hub.heartbeats(accepted))
+    results = iter(zip(accepted, await hub.heartbeats(accepted), strict=True))
     out = []
     for slot in slots:
-        if slot is None:
-            result = next(results)
-            out.append({"device_id": result.device_id, "status": result.state.status.value})
-        else:
+        if slot is not None:
             out.append(slot)
-    return JSONResponse({"accepted": len(accepted), "rejected": rejected, "results": out})
+            continue
+        (device_id, _, _), result = next(results)
+        if isinstance(result, LastseenError):
+            rejected += 1
+            hub.metrics.rejected.inc(1.0, result.code)
+            error = {"code": result.code, "message": result.message}
+            out.append({"device_id": device_id, "error": error})
+        else:
+            out.append({"device_id": device_id, "status": result.state.status.value})
+    accepted_count = len(out) - rejected
+    return JSONResponse({"accepted": accepted_count, "rejected": rejected, "results": out})
 
 
 async def put_device(request: Request) -> Response:

@@ -73,7 +73,7 @@ class HeartbeatEndpoint:
         device_id = check_device_id(scope["path_params"]["device_id"])
         raw = await _body(scope, receive, hub.settings.max_body)
         attributes = metrics = None
-        if raw.strip():
+        if raw:
             try:
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:

@@ -89,7 +89,7 @@ async def read_json(request: Request, limit: int, *, allow_empty: bool = False) 
             raise PayloadTooLarge(f"body over {limit} bytes")
         chunks.append(chunk)
     body = b"".join(chunks)
-    if not body.strip():
+    if not body:
         if allow_empty:
             return None
         raise InvalidInput("a JSON body is required", code="invalid_body")

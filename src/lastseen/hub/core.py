@@ -68,6 +68,8 @@ from lastseen.wire import compact, device_json, event_json
 
 log = logging.getLogger("lastseen.presence")
 
+#: Most attribute keys one device keeps (a heartbeat's attributes merge into them).
+MAX_ATTRIBUTES = 256
 DEVICE_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -345,6 +347,21 @@ class Hub:
         self._reschedule(device_id, entry)
         return entry
 
+    def _check_attributes(self, device_id: str, attributes: Mapping[str, Any] | None) -> None:
+        """Attributes merge into the stored ones; refuse a merge past the cap, so no
+        device can grow its state without bound 256 keys at a time."""
+        if not attributes:
+            return
+        entry = self.entries.get(device_id)
+        current = entry.attributes if entry is not None else _EMPTY
+        if len(current) + len(attributes) <= MAX_ATTRIBUTES:
+            return
+        if len(current.keys() | attributes.keys()) > MAX_ATTRIBUTES:
+            raise InvalidInput(
+                f"device {device_id!r} would have more than {MAX_ATTRIBUTES} attributes",
+                code="too_many_attributes",
+            )
+
     async def _commit(self, changes: _Changes, timeout: float = 5.0) -> None:
         if not changes:
             return
@@ -365,6 +382,7 @@ class Hub:
         register: bool = True,
     ) -> BeatResult:
         """A sign of life from the device itself."""
+        self._check_attributes(device_id, attributes)
         now = self.clock.now()
         changes = _Changes()
         entry = self._observe(
@@ -382,12 +400,19 @@ class Hub:
 
     async def heartbeats(
         self, items: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[str, Any] | None]]
-    ) -> list[BeatResult]:
-        """Many heartbeats, one commit."""
+    ) -> list[BeatResult | InvalidInput]:
+        """Many heartbeats, one commit. An item that is refused (its attributes would
+        overflow the device's) changes nothing and comes back as its error."""
         now = self.clock.now()
         changes = _Changes()
-        results = []
+        results: list[BeatResult | InvalidInput] = []
+        applied = 0
         for device_id, attributes, metrics in items:
+            try:
+                self._check_attributes(device_id, attributes)
+            except InvalidInput as exc:
+                results.append(exc)
+                continue
             entry = self._observe(
                 device_id,
                 Observation(Source.HEARTBEAT),
@@ -397,7 +422,8 @@ class Hub:
                 metrics=metrics,
             )
             results.append(BeatResult(device_id, entry.state, entry.profile))
-        self.metrics.heartbeats.inc(float(len(items)), Source.HEARTBEAT.value)
+            applied += 1
+        self.metrics.heartbeats.inc(float(applied), Source.HEARTBEAT.value)
         await self._commit(changes)
         return results
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from lastseen.errors import InvalidInput, PayloadTooLarge
+from lastseen.errors import InvalidInput
 from lastseen.http import validation as v
 from lastseen.hub.core import BeatResult, Hub, check_device_id
 from lastseen.timefmt import rfc3339, rfc3339_or_none
@@ -38,40 +37,13 @@ def beat_json(result: BeatResult) -> dict[str, Any]:
     }
 
 
-async def _body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                declared = int(value)
-            except ValueError:
-                raise InvalidInput("Content-Length is not a number", code="invalid_body") from None
-            if declared == 0:
-                return b""
-            if declared > limit:
-                raise PayloadTooLarge(f"body over {limit} bytes")
-            break
-    chunks = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body over {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
 class HeartbeatEndpoint:
     """The ASGI app behind the heartbeat route."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hub: Hub = scope["app"].state.hub
         device_id = check_device_id(scope["path_params"]["device_id"])
-        raw = await _body(scope, receive, hub.settings.max_body)
+        raw = await v.read_body(scope, receive, hub.settings.max_body)
         attributes = metrics = None
         if raw:
             try:

@@ -53,6 +53,8 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
                 declared = int(value)
             except ValueError:
                 raise InvalidInput("Content-Length is not a number", code="invalid_body") from None
+            if declared == 0:
+                return b""  # most heartbeats: nothing to read
             if declared > limit:
                 raise PayloadTooLarge(f"body over {limit} bytes")
             break

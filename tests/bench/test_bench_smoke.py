@@ -115,6 +115,14 @@ def test_memory(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(30)
+def test_burst(tmp_path: Path) -> None:
+    result = run_bench(tmp_path, "burst", "--devices", "2000", "--runs", "1")
+    assert {"sweep_seconds", "delivered_seconds", "all_received"} <= result["summary"].keys()
+    assert result["summary"]["all_received"] is True
+    assert result["runs"][0]["received"] == 2000
+
+
+@pytest.mark.timeout(30)
 def test_restart(tmp_path: Path) -> None:
     result = run_bench(
         tmp_path, "restart", "--devices", "1000", "--runs", "1",

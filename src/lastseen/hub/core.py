@@ -61,6 +61,7 @@ from lastseen.presence import (
     next_deadline,
     observe,
 )
+from lastseen.retention import prune_forever
 from lastseen.settings import Settings
 from lastseen.store import DeviceQuery, DeviceRecord, EventRecord, PresenceUpdate, Store
 from lastseen.timefmt import rfc3339
@@ -249,7 +250,15 @@ class Hub:
             self._tasks += [
                 loop.create_task(self._timer(), name="deadline-timer"),
                 loop.create_task(self._seen_ticker(), name="seen-ticker"),
-                loop.create_task(self._pruner(), name="pruner"),
+                loop.create_task(
+                    prune_forever(
+                        "events",
+                        self.store.prune_events,
+                        self.settings.event_retention,
+                        self.clock,
+                    ),
+                    name="pruner",
+                ),
             ]
 
     async def stop(self) -> None:
@@ -593,18 +602,6 @@ class Hub:
                     stamps[device_id] = (rfc3339(entry.state.last_seen), entry.labels)
 
             self.broadcaster.publish_message(SEEN, partial(_seen_message, stamps))
-
-    async def _pruner(self) -> None:
-        while True:
-            cutoff = self.clock.now() - self.settings.event_retention
-            try:
-                pruned = await self.store.prune_events(cutoff)
-            except Exception:  # pragma: no cover - logged, retried next round
-                log.exception("event=prune_failed")
-            else:
-                if pruned:
-                    log.info("event=pruned events=%d", pruned)
-            await asyncio.sleep(3600.0)
 
     # ------------------------------------------------------------------ reads
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from lastseen.clock import Clock
 from lastseen.hub.broadcast import Broadcaster
 from lastseen.metrics import Registry
+from lastseen.retention import prune_forever
 from lastseen.security.audit import SYSTEM, Auditor
 from lastseen.security.keyring import KeyRing
 from lastseen.security.permissions import Principal, Role
@@ -130,7 +131,12 @@ class Security:
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._refresh_keys(), name="key-refresh"),
-            loop.create_task(self._prune_audit(), name="audit-pruner"),
+            loop.create_task(
+                prune_forever(
+                    "audit", self._store.prune_audit, self.settings.audit_retention, self._clock
+                ),
+                name="audit-pruner",
+            ),
         ]
 
     async def stop(self) -> None:
@@ -149,15 +155,3 @@ class Security:
                     log.info("event=keys_reloaded version=%d", self.keyring.version)
             except Exception:  # pragma: no cover - logged, retried next round
                 log.exception("event=key_refresh_failed")
-
-    async def _prune_audit(self) -> None:
-        while True:
-            cutoff = self._clock.now() - self.settings.audit_retention
-            try:
-                pruned = await self._store.prune_audit(cutoff)
-            except Exception:  # pragma: no cover - logged, retried next round
-                log.exception("event=audit_prune_failed")
-            else:
-                if pruned:
-                    log.info("event=audit_pruned records=%d", pruned)
-            await asyncio.sleep(3600.0)

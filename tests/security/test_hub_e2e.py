@@ -101,8 +101,10 @@ def test_first_start_prints_one_admin_key_that_survives_restarts_and_the_cli_man
             assert revoked.returncode == 0, revoked.stderr
             assert ended.wait(5), "the SSE stream of a revoked key stayed open"
             assert outcome == [200, "ended cleanly"]
-            with pytest.raises(ConnectionClosed):
+            with pytest.raises(ConnectionClosed) as closed:
                 ws.recv(timeout=5)
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "key revoked")
         with hub.client(read) as client:
             assert client.get("/v1/devices").status_code == 401
         audit = lastseen("keys", "list", "--all", env=env)

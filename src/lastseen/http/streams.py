@@ -23,8 +23,9 @@ from lastseen.http import validation as v
 from lastseen.hub.broadcast import RESET, TRANSITION, Message, StreamFilter, Subscriber
 from lastseen.hub.core import Hub, check_device_id
 
-#: WebSocket close codes: going away (shutdown) and try again later (too slow).
-CLOSE_GOING_AWAY = 1001
+#: WebSocket close codes: try again later (too slow) and policy (bad query). A stream
+#: that ends otherwise closes with its subscriber's ``close_code`` (1001 on shutdown,
+#: 1008 when its key is revoked).
 CLOSE_TRY_AGAIN = 1013
 CLOSE_POLICY = 1008
 
@@ -143,7 +144,7 @@ async def websocket(ws: WebSocket) -> None:
             if message is None:
                 if current is not session.subscriber:
                     continue  # replaced by a new subscription
-                await ws.close(code=CLOSE_GOING_AWAY)
+                await ws.close(code=current.close_code, reason=current.close_reason)
                 return
             for queued in [message, *current.drain()]:
                 await ws.send_text(queued[2].decode())

@@ -75,6 +75,10 @@ class Subscriber:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     closed: bool = False
     overflowed: bool = False
+    #: How a WebSocket carrying this subscription is closed when it ends (RFC 6455):
+    #: 1001 going away (shutdown); 1008 policy (its key was revoked).
+    close_code: int = 1001
+    close_reason: str = ""
 
     def push(self, kind: str, seq: int, body: bytes) -> bool:
         """Queue a message; False (and the subscriber is reset) when it is too far behind."""

@@ -61,5 +61,6 @@ class StreamOwners:
         """End every stream opened with ``key_id``; how many there were."""
         owned = list(self._by_key.get(key_id, ()))
         for subscriber in owned:
+            subscriber.close_code, subscriber.close_reason = 1008, "key revoked"
             self._broadcaster.unsubscribe(subscriber)
         return len(owned)

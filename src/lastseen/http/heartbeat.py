@@ -15,7 +15,6 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from lastseen.errors import InvalidInput
 from lastseen.http import validation as v
 from lastseen.hub.core import BeatResult, Hub, check_device_id
 from lastseen.timefmt import rfc3339, rfc3339_or_none
@@ -44,12 +43,9 @@ class HeartbeatEndpoint:
         hub: Hub = scope["app"].state.hub
         device_id = check_device_id(scope["path_params"]["device_id"])
         raw = await v.read_body(scope, receive, hub.settings.max_body)
+        body = v.parse_json(raw, allow_empty=True)
         attributes = metrics = None
-        if raw:
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise InvalidInput(f"body is not valid JSON: {exc}", code="invalid_json") from None
+        if body is not None:
             body = v.require_object(body, "heartbeat body")
             v.refuse_unknown(body, _FIELDS, "heartbeat body")
             attributes = v.attributes(body.get("attributes"))

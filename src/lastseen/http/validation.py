@@ -75,22 +75,11 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 
 async def read_json(request: Request, limit: int, *, allow_empty: bool = False) -> Any:
     """The request body parsed as JSON, refusing bodies over ``limit`` bytes unread."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            declared_length = int(declared)
-        except ValueError:
-            raise InvalidInput("Content-Length is not a number", code="invalid_body") from None
-        if declared_length > limit:
-            raise PayloadTooLarge(f"body over {limit} bytes")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body over {limit} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    return parse_json(await read_body(request.scope, request.receive, limit), allow_empty)
+
+
+def parse_json(body: bytes, allow_empty: bool = False) -> Any:
+    """``body`` parsed as JSON; an empty body is None when ``allow_empty``."""
     if not body:
         if allow_empty:
             return None

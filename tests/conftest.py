@@ -9,6 +9,9 @@ import pytest
 
 from lastseen.testing import HubProcess
 
+# PostgreSQL, Redis and Mosquitto fixtures, each in its own namespace (tests/services.py).
+pytest_plugins = ["tests.services"]
+
 
 @pytest.fixture
 def anyio_backend() -> str:

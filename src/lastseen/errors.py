@@ -61,3 +61,12 @@ class StoreError(LastseenError):
 
     code = "store_error"
     http_status = 503
+
+
+class StoreUnavailable(StoreError, Unavailable):
+    """The store's server cannot be reached (down, refusing, too slow to answer).
+
+    Both a ``StoreError`` and an ``Unavailable``: retrying later may succeed.
+    """
+
+    code = "store_unavailable"

@@ -3,7 +3,8 @@
 Each backend is a factory bound to one empty location (a file, a database, a key
 prefix). To run the contract suite on a new backend, add a class with the
 ``Backend`` shape and its name to ``BACKENDS``; nothing in ``test_contract.py``
-changes. Backends that need a server should ``pytest.skip`` when it is absent.
+changes. Backends that need a server take it from the fixtures of
+``tests/services.py`` (which skip when it is absent, and fail under ``CI=true``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Protocol
 import pytest
 
 from lastseen.store import SQLiteStore, Store
+from lastseen.store.postgres import PostgresStore
 
 
 class Backend(Protocol):
@@ -42,14 +44,34 @@ class SQLiteBackend:
             conn.execute("PRAGMA user_version = 999999")
 
 
-BACKENDS: dict[str, Callable[[Path], Backend]] = {
-    "sqlite": SQLiteBackend,
+class PostgresBackend:
+    """A fresh PostgreSQL database per test (the ``postgres_dsn`` fixture)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    def make(self) -> Store:
+        return PostgresStore(self.dsn, max_size=4)
+
+    async def write_future_schema_version(self) -> None:
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+            await conn.execute("INSERT INTO schema_version (version) VALUES (999999)")
+
+
+#: name -> factory(request, tmp_path); a factory may ask ``request`` for fixtures.
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Backend]] = {
+    "sqlite": lambda _request, tmp_path: SQLiteBackend(tmp_path),
+    "postgres": lambda request, _tmp_path: PostgresBackend(
+        request.getfixturevalue("postgres_dsn")
+    ),
 }
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return BACKENDS[request.param](tmp_path)
+    return BACKENDS[request.param](request, tmp_path)
 
 
 @pytest.fixture

@@ -33,6 +33,8 @@ class DeviceRecord:
     metrics: JSONMap = field(default_factory=dict)
     created_at: float = 0.0
     updated_at: float = 0.0
+    #: Orders writes of this device in an ``idempotent`` batch (see ``Batch``); 0 if unused.
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,8 @@ class PresenceUpdate:
 
     id: str
     state: DeviceState
+    #: Orders writes of this device in an ``idempotent`` batch (see ``Batch``); 0 if unused.
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +62,31 @@ class Batch:
     """Changes applied in one transaction, in this order: full-row device upserts,
     ``presence`` updates (a no-op for an id that is not stored), deletions, appended
     events. ``events`` must be in increasing ``seq`` order, each seq greater than any
-    seq the store already holds."""
+    seq the store already holds.
+
+    ``idempotent=True`` is for a producer that delivers at least once and possibly
+    out of order (the scale-out outbox draining Redis into PostgreSQL). Then:
+
+    * an event whose seq is already stored is skipped, not refused; seqs may arrive
+      in any order and below ``last_seq()``, which becomes the highest seq ever seen;
+    * an upsert or presence update is applied only if its ``version`` is greater than
+      the stored ``version`` of that device (an insert of a new id always is), so a
+      replayed older batch never moves a device backwards; of several writes of one id
+      in the batch, the highest version wins. ``version`` must grow with every write of
+      a device *across a delete and re-create too*: a fleet-wide counter does that;
+    * deletes are applied as given (they carry no version): a replayed upsert older
+      than a delete re-creates the device, so a producer that can reorder them must
+      send deletes outside the idempotent path.
+
+    Without the flag, every write is applied and stores the version it carries.
+    An event seq replayed after it was pruned is stored again in idempotent mode.
+    """
 
     upserts: Sequence[DeviceRecord] = ()
     deletes: Sequence[str] = ()
     events: Sequence[EventRecord] = ()
     presence: Sequence[PresenceUpdate] = ()
+    idempotent: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.upserts or self.deletes or self.events or self.presence)

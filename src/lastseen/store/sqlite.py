@@ -68,6 +68,7 @@ _DEVICE_COLUMNS: Final = (
     "flapping",
     "created_at",
     "updated_at",
+    "version",
 )
 _DEVICE_SELECT: Final = f"SELECT {', '.join(_DEVICE_COLUMNS)} FROM devices"
 _UPSERT: Final = (
@@ -77,6 +78,8 @@ _UPSERT: Final = (
     # created_at is the first registration; an update never moves it.
     + ", ".join(f"{c} = excluded.{c}" for c in _DEVICE_COLUMNS if c not in ("id", "created_at"))
 )
+# An idempotent batch moves a stored device only forwards (see Batch.idempotent).
+_UPSERT_NEWER: Final = f"{_UPSERT} WHERE excluded.version > devices.version"
 _EVENT_SELECT: Final = (
     "SELECT seq, device_id, from_status, to_status, at, reason, source, flapping FROM events"
 )
@@ -84,6 +87,7 @@ _EVENT_INSERT: Final = (
     "INSERT INTO events (seq, device_id, from_status, to_status, at, reason, source, flapping) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_EVENT_INSERT_NEW: Final = _EVENT_INSERT.replace("INSERT", "INSERT OR IGNORE", 1)
 
 # Dict lookups instead of Status(value): 12 ns against 280 ns, times 4 per row at 10^6 rows.
 _STATUSES: Final = {s.value: s for s in Status}
@@ -473,26 +477,37 @@ def _apply(conn: sqlite3.Connection, batch: Batch) -> None:
         devices = sorted((_device_row(record) for record in batch.upserts), key=itemgetter(0))
     except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
         raise StoreError(f"cannot encode device as JSON: {exc}") from exc
-    presence = sorted((_presence_row(u) for u in batch.presence), key=itemgetter(10))
+    presence = sorted((_presence_row(u) for u in batch.presence), key=itemgetter(11))
     events = [_event_row(event) for event in batch.events]
+    idempotent = batch.idempotent
     with _transaction(conn, "BEGIN IMMEDIATE"):
-        if events:
+        if events and not idempotent:
             _check_seqs(batch.events, _last_seq(conn))
-        conn.executemany(_UPSERT, devices)
+        conn.executemany(_UPSERT_NEWER if idempotent else _UPSERT, devices)
         if presence:
-            conn.executemany(_PRESENCE_UPDATE, presence)
+            conn.executemany(_PRESENCE_UPDATE_NEWER if idempotent else _PRESENCE_UPDATE, presence)
         conn.executemany("DELETE FROM devices WHERE id = ?", [(i,) for i in batch.deletes])
         if events:
-            conn.executemany(_EVENT_INSERT, events)
-            conn.execute(
-                "UPDATE meta SET value = ? WHERE key = 'last_seq'", (batch.events[-1].seq,)
-            )
+            if idempotent:
+                # At least once: a seq already stored is a replay, not an error.
+                conn.executemany(_EVENT_INSERT_NEW, events)
+                conn.execute(
+                    "UPDATE meta SET value = max(value, ?) WHERE key = 'last_seq'",
+                    (max(e.seq for e in batch.events),),
+                )
+            else:
+                conn.executemany(_EVENT_INSERT, events)
+                conn.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'last_seq'", (batch.events[-1].seq,)
+                )
 
 
 _PRESENCE_UPDATE = (
-    "UPDATE devices SET status = ?, since = ?, last_seen = ?, last_own = ?, anchor = ?, "
-    "reason = ?, source = ?, session = ?, flaps = ?, flapping = ? WHERE id = ?"
+    "UPDATE devices SET status = ?1, since = ?2, last_seen = ?3, last_own = ?4, anchor = ?5, "
+    "reason = ?6, source = ?7, session = ?8, flaps = ?9, flapping = ?10, version = ?11 "
+    "WHERE id = ?12"
 )
+_PRESENCE_UPDATE_NEWER = f"{_PRESENCE_UPDATE} AND version < ?11"
 
 
 def _presence_row(update: PresenceUpdate) -> tuple[object, ...]:
@@ -508,6 +523,7 @@ def _presence_row(update: PresenceUpdate) -> tuple[object, ...]:
         s.session,
         _dumps(s.flaps) if s.flaps else "[]",
         int(s.flapping),
+        update.version,
         update.id,
     )
 
@@ -619,6 +635,7 @@ def _device_row(record: DeviceRecord) -> tuple[object, ...]:
         int(s.flapping),
         record.created_at,
         record.updated_at,
+        record.version,
     )
 
 
@@ -641,6 +658,7 @@ def _device(row: Any) -> DeviceRecord:
         flapping,
         created_at,
         updated_at,
+        version,
     ) = row
     state = DeviceState(
         status=_STATUSES[status],
@@ -663,6 +681,7 @@ def _device(row: Any) -> DeviceRecord:
         metrics=orjson.loads(metrics),
         created_at=created_at,
         updated_at=updated_at,
+        version=version,
     )
 
 

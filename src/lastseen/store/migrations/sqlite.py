@@ -90,4 +90,11 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX audit_at ON audit (at);
         """,
     ),
+    (
+        3,
+        """
+        -- Orders the writes of an idempotent (at-least-once) batch: see Batch.idempotent.
+        ALTER TABLE devices ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 ]

@@ -63,9 +63,7 @@ class PostgresBackend:
 #: name -> factory(request, tmp_path); a factory may ask ``request`` for fixtures.
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Backend]] = {
     "sqlite": lambda _request, tmp_path: SQLiteBackend(tmp_path),
-    "postgres": lambda request, _tmp_path: PostgresBackend(
-        request.getfixturevalue("postgres_dsn")
-    ),
+    "postgres": lambda request, _tmp_path: PostgresBackend(request.getfixturevalue("postgres_dsn")),
 }
 
 

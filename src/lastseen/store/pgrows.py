@@ -74,7 +74,9 @@ UPSERT: Final = _UPSERT_BASE
 UPSERT_NEWER: Final = f"{_UPSERT_BASE} WHERE excluded.version > d.version"
 
 _PRESENCE_COLUMNS: Final = tuple(
-    c for c in _DEVICE_COLUMNS if c[0] not in ("profile", "labels", "attributes", "metrics")
+    c
+    for c in _DEVICE_COLUMNS
+    if c[0] not in ("profile", "labels", "attributes", "metrics")
     and c[0] not in ("created_at", "updated_at")
 )
 _PRESENCE_BASE: Final = (

@@ -72,10 +72,10 @@ def describe_dsn(dsn: str) -> str:
         params = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
         return "postgresql://(unparsable DSN)"
-    user = params.get("user")
-    host = params.get("host") or "localhost"
-    port = params.get("port") or "5432"
-    dbname = params.get("dbname") or user or ""
+    user = str(params.get("user") or "")
+    host = str(params.get("host") or "localhost")
+    port = str(params.get("port") or "5432")
+    dbname = str(params.get("dbname") or user)
     return f"postgresql://{user + '@' if user else ''}{host}:{port}/{dbname}"
 
 
@@ -185,7 +185,9 @@ class PostgresStore:
         except (psycopg.Error, PoolTimeout, TimeoutError, OSError) as exc:
             raise self._error(exc) from exc
 
-    async def _call(self, job: Callable[[Conn], Awaitable[T]], *, timeout: float | None = None) -> T:
+    async def _call(
+        self, job: Callable[[Conn], Awaitable[T]], *, timeout: float | None = None
+    ) -> T:
         """Run ``job`` on a pooled connection within the query timeout; errors typed."""
         try:
             async with asyncio.timeout(timeout or self._query_timeout):
@@ -352,8 +354,7 @@ class PostgresStore:
         """The lowest seq still retained, or ``last_seq() + 1`` if none is."""
         # One statement, one snapshot: an apply cannot land between the two reads.
         found = await self._fetch(
-            "SELECT (SELECT min(seq) FROM events), "
-            "(SELECT value FROM meta WHERE key = 'last_seq')"
+            "SELECT (SELECT min(seq) FROM events), (SELECT value FROM meta WHERE key = 'last_seq')"
         )
         first, last = found[0]
         return int(last) + 1 if first is None else int(first)

@@ -125,9 +125,29 @@ class PostgresStore:
         }
 
     async def open(self) -> None:
-        """Connect, refuse a schema newer than this code, apply pending migrations."""
+        """Connect, refuse a schema newer than this code, apply pending migrations.
+
+        The first connection is made directly, bounded by ``connect_timeout`` (a pool
+        would keep retrying in the background); it runs the migrations and, with
+        ``exclusive``, stays open holding the hub lock. The pool then fills lazily.
+        """
         if self._pool is not None:
             return
+        conn = await self._connect()
+        try:
+            await self._migrate(conn)
+            if self._exclusive:
+                await self._lock_exclusive(conn)
+        except psycopg.Error as exc:
+            await conn.close()
+            raise self._error(exc) from exc
+        except BaseException:
+            await conn.close()
+            raise
+        if self._exclusive:
+            self._holder = conn
+        else:
+            await conn.close()
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             self._dsn,
             kwargs=self._kwargs(),
@@ -140,22 +160,20 @@ class PostgresStore:
             check=AsyncConnectionPool.check_connection,
             name="lastseen",
         )
+        await pool.open(wait=False)
+        self._pool = pool
+
+    async def _connect(self) -> Conn:
         try:
-            try:
-                await pool.open(wait=True, timeout=self._connect_timeout)
-            except PoolTimeout as exc:
-                raise StoreUnavailable(
-                    f"PostgreSQL store {self._where} is unavailable: no connection within "
-                    f"{self._connect_timeout:g} s"
-                ) from exc
-            self._pool = pool
-            await self._call(self._migrate)
-            if self._exclusive:
-                await self._lock_exclusive()
-        except BaseException:
-            self._pool = None
-            await pool.close()
-            raise
+            async with asyncio.timeout(self._connect_timeout):
+                return await psycopg.AsyncConnection.connect(self._dsn, **self._kwargs())
+        except TimeoutError as exc:
+            raise StoreUnavailable(
+                f"PostgreSQL store {self._where} is unavailable: no connection within "
+                f"{self._connect_timeout:g} s"
+            ) from exc
+        except (psycopg.Error, OSError) as exc:
+            raise self._error(exc) from exc
 
     async def close(self) -> None:
         """Close every connection. Idempotent."""
@@ -230,25 +248,16 @@ class PostgresStore:
                 await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
                 log.info("event=migrated store=%s version=%d", self._where, version)
 
-    async def _lock_exclusive(self) -> None:
-        try:
-            holder = await psycopg.AsyncConnection.connect(self._dsn, **self._kwargs())
-        except psycopg.Error as exc:
-            raise self._error(exc) from exc
-        try:
-            cursor = await holder.execute("SELECT pg_try_advisory_lock(%s)", (HUB_LOCK,))
-            row = await cursor.fetchone()
-        except BaseException:
-            await holder.close()
-            raise
+    async def _lock_exclusive(self, conn: Conn) -> None:
+        # A session lock: held until this connection closes (or the process dies).
+        cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", (HUB_LOCK,))
+        row = await cursor.fetchone()
         if not (row and row[0]):
-            await holder.close()
             raise StoreError(
                 f"PostgreSQL store {self._where} is in use by another lastseen serve "
                 "(without --redis, one instance owns a database); stop it or use another "
                 "database"
             )
-        self._holder = holder
 
     # --- devices and events -----------------------------------------------------------
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from lastseen.errors import ConfigError
 from lastseen.presence import DEFAULT_PROFILE, Profile, ProfileRegistry
@@ -124,6 +126,29 @@ def _parse_text(name: str, raw: Any) -> str:
     return raw
 
 
+def _hide_password(dsn: str) -> str:
+    """``dsn`` with its password (URL userinfo or ``password=``) replaced by ``***``."""
+    dsn = re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", dsn)
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", dsn, flags=re.I)
+
+
+def parse_postgres_url(name: str, raw: Any) -> str:
+    """``raw`` as a PostgreSQL URL; ``ConfigError`` naming ``name`` (password hidden)."""
+    dsn = _parse_text(name, raw).strip()
+    shown = _hide_password(dsn)
+    parts = urlsplit(dsn)
+    if parts.scheme.lower() not in ("postgresql", "postgres"):
+        raise ConfigError(
+            f"{name}: expected a postgresql:// or postgres:// URL "
+            f"(e.g. postgresql://lastseen@db.example.com:5432/lastseen), got {shown!r}"
+        )
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise ConfigError(f"{name}: invalid port in {shown!r}") from None
+    return dsn
+
+
 def _parse_path(name: str, raw: Any) -> Path:
     return Path(_parse_text(name, raw)).expanduser()
 
@@ -202,7 +227,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "offline_after": _parse_float,
     "config": _parse_path,
     "redis": _parse_text,
-    "postgres": _parse_text,
+    "postgres": parse_postgres_url,
     "mqtt": _parse_text,
     "admin_key": _parse_text,
     "flush_interval": _parse_float,

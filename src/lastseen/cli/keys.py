@@ -2,10 +2,11 @@
 
 Through a running hub's API with an admin key (``--url``, ``--key`` or
 ``LASTSEEN_URL``, ``LASTSEEN_KEY``), or directly on the hub's data directory with
-``--data-dir DIR``: that works while the hub is stopped, and is how an operator who
-lost every admin key makes a new one (whoever can write the data directory owns
-the hub anyway). A running hub notices keys changed on disk within ``key_refresh``
-seconds (default 5). A secret is printed once, on stdout, alone on its line, so
+``--data-dir DIR`` (or on its database with ``--postgres URL``): that works while
+the hub is stopped, and is how an operator who lost every admin key makes a new one
+(whoever can write the data directory or the database owns the hub anyway). A
+running hub notices keys changed in its store within ``key_refresh`` seconds
+(default 5). A secret is printed once, on stdout, alone on its line, so
 ``KEY=$(lastseen keys create ...)`` captures it; the hub keeps only its digest.
 """
 
@@ -30,11 +31,12 @@ from lastseen.cli._common import run as run_command
 from lastseen.cli.devices import render_table
 from lastseen.client.errors import HubError, from_response, from_transport_error
 from lastseen.clock import SystemClock
-from lastseen.errors import LastseenError
+from lastseen.errors import ConfigError, LastseenError
 from lastseen.security.audit import Auditor
 from lastseen.security.keyring import KeyRing, parse_role
 from lastseen.security.permissions import KEY_ROLES
-from lastseen.store import KeyRecord, SQLiteStore
+from lastseen.settings import parse_postgres_url
+from lastseen.store import KeyRecord, SQLiteStore, Store
 
 _COLUMNS = ("ID", "ROLE", "NAME", "DEVICE", "CREATED", "REVOKED")
 
@@ -49,6 +51,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--data-dir",
         type=Path,
         help="work on this data directory's store instead of through a hub's API",
+    )
+    where.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="work on this PostgreSQL store (postgresql://...) instead of through a hub's API",
     )
 
     create = commands.add_parser("create", parents=[where], help="create a key (shown once)")
@@ -168,17 +175,12 @@ def _local_json(record: KeyRecord) -> dict[str, Any]:
 
 @asynccontextmanager
 async def _keys(args: argparse.Namespace) -> AsyncIterator[_Api | _Local]:
-    if args.data_dir is not None:
-        if args.url or args.key:
-            raise UsageError("--data-dir works on the store directly: drop --url and --key")
-        path = args.data_dir / "lastseen.db"
-        if not path.exists():
-            raise UsageError(f"--data-dir {args.data_dir}: no lastseen store there ({path})")
-        store = SQLiteStore(path)
+    if args.data_dir is not None or args.postgres is not None:
+        store, where = _local_store(args)
         try:
             await store.open()
         except Exception as exc:
-            raise UsageError(f"--data-dir {args.data_dir}: {exc}") from exc
+            raise UsageError(f"{where}: {exc}") from exc
         try:
             clock = SystemClock()
             ring = KeyRing(store, clock)
@@ -198,6 +200,29 @@ async def _keys(args: argparse.Namespace) -> AsyncIterator[_Api | _Local]:
         headers["Authorization"] = f"Bearer {target.key}"
     async with httpx.AsyncClient(base_url=target.url, headers=headers, timeout=10) as http:
         yield _Api(http, target.url)
+
+
+def _local_store(args: argparse.Namespace) -> tuple[Store, str]:
+    """The store named by ``--data-dir`` or ``--postgres``, and how to name it."""
+    if args.url or args.key:
+        raise UsageError(
+            "--data-dir and --postgres work on the store directly: drop --url and --key"
+        )
+    if args.postgres is not None:
+        if args.data_dir is not None:
+            raise UsageError("give --data-dir or --postgres, not both")
+        from lastseen.store.postgres import PostgresStore
+
+        try:
+            dsn = parse_postgres_url("--postgres", args.postgres)
+        except ConfigError as exc:
+            raise UsageError(exc.message) from exc
+        store = PostgresStore(dsn, max_size=1)
+        return store, f"--postgres {store.where}"
+    path = args.data_dir / "lastseen.db"
+    if not path.exists():
+        raise UsageError(f"--data-dir {args.data_dir}: no lastseen store there ({path})")
+    return SQLiteStore(path), f"--data-dir {args.data_dir}"
 
 
 # -- commands -------------------------------------------------------------------

@@ -17,9 +17,9 @@ from typing import Any, TextIO
 
 import uvicorn
 
-from lastseen.errors import ConfigError
+from lastseen.errors import ConfigError, StoreError
 from lastseen.settings import Settings, load_settings
-from lastseen.store import KeyRecord
+from lastseen.store import KeyRecord, Store
 
 log = logging.getLogger("lastseen.serve")
 
@@ -32,7 +32,13 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--offline-after", {"help": "seconds without a sign of life before offline (default 300)"}),
     ("--config", {"help": "a TOML config file (profiles live there)"}),
     ("--redis", {"help": "Redis URL (scale-out mode)"}),
-    ("--postgres", {"help": "PostgreSQL DSN (scale-out mode)"}),
+    (
+        "--postgres",
+        {
+            "help": "PostgreSQL URL (postgresql://user@host:5432/db): the durable store; "
+            "without --redis it replaces the SQLite file in --data-dir"
+        },
+    ),
     ("--mqtt", {"help": "MQTT broker URL"}),
     ("--flush-interval", {"help": "seconds between last_seen write-behind flushes (default 1)"}),
     ("--log-level", {"help": "debug, info, warning or error (default info)"}),
@@ -131,19 +137,29 @@ def print_bootstrap_key(record: KeyRecord, secret: str, stream: TextIO | None = 
         "  Send it as 'Authorization: Bearer <key>'. Create more keys with it, e.g.\n"
         "    LASTSEEN_KEY=<key> lastseen keys create --role read --name dashboard\n"
         "  or, on this machine, without the hub's API:\n"
-        "    lastseen keys create --data-dir <data dir> --role ingest --name gateways\n",
+        "    lastseen keys create --data-dir <data dir> --role ingest --name gateways\n"
+        "  (with --postgres: lastseen keys create --postgres <URL> ...)\n",
         file=out,
         flush=True,
     )
 
 
 async def _serve(settings: Settings) -> None:
+    store = _store(settings)
+    # Opened here, before the server, so an unreachable or too new store is one clear
+    # line and exit 1 (the hub's own open() in the lifespan is then a no-op).
+    await store.open()
+    try:
+        await _run_server(settings, store)
+    finally:
+        await store.close()
+
+
+async def _run_server(settings: Settings, store: Store) -> None:
     # Imported here so that `lastseen --help` stays fast.
     from lastseen.http.app import create_app
     from lastseen.hub.core import Hub
-    from lastseen.store.sqlite import SQLiteStore
 
-    store = SQLiteStore(_prepare_data_dir(settings) / "lastseen.db")
     hub = Hub(settings, store)
     app = create_app(hub, on_bootstrap=print_bootstrap_key)
     tls = settings.tls_cert is not None
@@ -173,11 +189,11 @@ async def _serve(settings: Settings) -> None:
     )
     server = _Server(config, hub.broadcaster.close_all)
     log.info(
-        "event=starting url=%s://%s:%d data_dir=%s auth=%s stale_after=%g offline_after=%g",
+        "event=starting url=%s://%s:%d store=%s auth=%s stale_after=%g offline_after=%g",
         "https" if tls else "http",
         settings.host,
         settings.port,
-        settings.data_dir,
+        _store_name(store),
         "open" if settings.open else "keys",
         settings.default_profile.stale_after,
         settings.default_profile.offline_after,
@@ -185,6 +201,23 @@ async def _serve(settings: Settings) -> None:
     await server.serve()
     if server.started is False and not server.should_exit:
         raise SystemExit(1)
+
+
+def _store(settings: Settings) -> Store:
+    """PostgreSQL with ``--postgres``, else the SQLite file under ``--data-dir``."""
+    if settings.postgres:
+        from lastseen.store.postgres import PostgresStore
+
+        # Exclusive: without Redis this process alone assigns seqs for the database.
+        return PostgresStore(settings.postgres, exclusive=True)
+    from lastseen.store.sqlite import SQLiteStore
+
+    return SQLiteStore(_prepare_data_dir(settings) / "lastseen.db")
+
+
+def _store_name(store: Store) -> str:
+    where = getattr(store, "where", None) or getattr(store, "path", None)
+    return str(where) if where is not None else type(store).__name__
 
 
 def _check_tls(settings: Settings) -> None:
@@ -211,10 +244,10 @@ def run(args: argparse.Namespace) -> int:
     }
     try:
         settings = load_settings(flags)
-        if settings.redis or settings.postgres or settings.mqtt:
+        if settings.redis or settings.mqtt:
             raise ConfigError(
-                "--redis, --postgres and --mqtt (scale-out and MQTT) are not available in "
-                "this version; run without them for the embedded hub"
+                "--redis and --mqtt (scale-out and MQTT) are not available in this version; "
+                "run without them for the embedded hub (on SQLite, or on --postgres)"
             )
         _check_tls(settings)
     except ConfigError as exc:
@@ -233,6 +266,9 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"lastseen: {exc.message}", file=sys.stderr)
         return 2
+    except StoreError as exc:
+        print(f"lastseen: {exc.message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # pragma: no cover - a second Ctrl-C during shutdown
         return 130
     return 0

@@ -1,14 +1,18 @@
-"""Rows of the PostgreSQL store: the SQL it runs and how records become parameters.
+"""Rows of the PostgreSQL store: the SQL it runs and how records become rows.
 
-Bulk writes send one array per column and let ``unnest`` turn them back into rows:
-one statement and one round trip for any number of rows, with no per-row parsing or
-planning (``executemany`` would be one server round trip per row in the worst case;
-10 000 transitions commit in tens of milliseconds this way).
+Bulk writes go through ``COPY``: each connection has three temporary tables
+(``TEMP_TABLES``, created once per connection, emptied at every commit); a batch is
+copied into them and merged into the real tables with one statement per kind
+(``INSERT ... SELECT ... ON CONFLICT``, ``UPDATE ... FROM``). ``COPY`` is encoded in C
+by psycopg and parsed in bulk by the server: measured against one ``unnest`` of
+per-column arrays, it halved the time of 10 000 transitions (psycopg dumps array
+parameters element by element in Python). Events of a plain batch, which cannot
+conflict, are copied straight into ``events``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, TypeVar
 
 import orjson
@@ -23,38 +27,32 @@ _STATUSES: Final = {s.value: s for s in Status}
 _REASONS: Final = {r.value: r for r in Reason}
 _SOURCES: Final = {s.value: s for s in Source}
 
-# --- devices ----------------------------------------------------------------------
-
-#: ``(column, array type)`` of a device row, in insert order.
-_DEVICE_COLUMNS: Final = (
-    ("id", "text"),
-    ("profile", "text"),
-    ("labels", "text"),
-    ("attributes", "text"),
-    ("metrics", "text"),
-    ("status", "text"),
-    ("since", "float8"),
-    ("last_seen", "float8"),
-    ("last_own", "float8"),
-    ("anchor", "float8"),
-    ("reason", "text"),
-    ("source", "text"),
-    ("session", "int8"),
-    ("flaps", "text"),
-    ("flapping", "bool"),
-    ("created_at", "float8"),
-    ("updated_at", "float8"),
-    ("version", "int8"),
+_PRESENCE: Final = (
+    "status, since, last_seen, last_own, anchor, reason, source, session, flaps, flapping, version"
 )
-_NAMES: Final = [name for name, _ in _DEVICE_COLUMNS]
-#: Casts from the text arrays to the column types.
-_CASTS: Final = {"labels": "u.labels::jsonb", "flaps": "u.flaps::float8[]"}
+_DEVICE: Final = (
+    f"id, profile, labels, attributes, metrics, {_PRESENCE.replace(', version', '')}, "
+    "created_at, updated_at, version"
+)
+_EVENT: Final = "seq, device_id, from_status, to_status, at, reason, source, flapping"
 
+#: Run once on every new connection of the pool.
+TEMP_TABLES: Final = """
+CREATE TEMP TABLE IF NOT EXISTS devices_in (
+    id text COLLATE "C", profile text, labels jsonb, attributes text, metrics text,
+    status text, since float8, last_seen float8, last_own float8, anchor float8,
+    reason text, source text, session int8, flaps float8[], flapping boolean,
+    created_at float8, updated_at float8, version int8
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS presence_in (
+    id text COLLATE "C", status text, since float8, last_seen float8, last_own float8,
+    anchor float8, reason text, source text, session int8, flaps float8[],
+    flapping boolean, version int8
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS events_in (LIKE events) ON COMMIT DELETE ROWS;
+"""
 
-def _unnest(columns: Sequence[tuple[str, str]]) -> str:
-    arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
-    return f"unnest({arrays}) AS u({', '.join(name for name, _ in columns)})"
-
+# --- devices ----------------------------------------------------------------------
 
 DEVICE_SELECT: Final = (
     "SELECT id, profile, labels::text, attributes, metrics, status, since, last_seen, "
@@ -62,27 +60,26 @@ DEVICE_SELECT: Final = (
     "version FROM devices"
 )
 
+COPY_DEVICES: Final = f"COPY devices_in ({_DEVICE}) FROM STDIN"
 _UPSERT_BASE: Final = (
-    f"INSERT INTO devices AS d ({', '.join(_NAMES)}) "
-    f"SELECT {', '.join(_CASTS.get(n, 'u.' + n) for n in _NAMES)} FROM {_unnest(_DEVICE_COLUMNS)} "
+    f"INSERT INTO devices AS d ({_DEVICE}) SELECT {_DEVICE} FROM devices_in "
     "ON CONFLICT (id) DO UPDATE SET "
     # created_at is the first registration; an update never moves it.
-    + ", ".join(f"{n} = excluded.{n}" for n in _NAMES if n not in ("id", "created_at"))
+    + ", ".join(
+        f"{n} = excluded.{n}"
+        for n in (c.strip() for c in _DEVICE.split(","))
+        if n not in ("id", "created_at")
+    )
 )
 UPSERT: Final = _UPSERT_BASE
 #: An idempotent batch moves a stored device only forwards (see ``Batch.idempotent``).
 UPSERT_NEWER: Final = f"{_UPSERT_BASE} WHERE excluded.version > d.version"
 
-_PRESENCE_COLUMNS: Final = tuple(
-    c
-    for c in _DEVICE_COLUMNS
-    if c[0] not in ("profile", "labels", "attributes", "metrics")
-    and c[0] not in ("created_at", "updated_at")
-)
+COPY_PRESENCE: Final = f"COPY presence_in (id, {_PRESENCE}) FROM STDIN"
 _PRESENCE_BASE: Final = (
     "UPDATE devices AS d SET "
-    + ", ".join(f"{n} = {_CASTS.get(n, 'u.' + n)}" for n, _ in _PRESENCE_COLUMNS if n != "id")
-    + f" FROM {_unnest(_PRESENCE_COLUMNS)} WHERE d.id = u.id"
+    + ", ".join(f"{n} = u.{n}" for n in (c.strip() for c in _PRESENCE.split(",")))
+    + " FROM presence_in AS u WHERE d.id = u.id"
 )
 PRESENCE_UPDATE: Final = _PRESENCE_BASE
 PRESENCE_UPDATE_NEWER: Final = f"{_PRESENCE_BASE} AND d.version < u.version"
@@ -111,72 +108,53 @@ def _flaps(flaps: tuple[float, ...]) -> str:
 
 
 def latest(items: Iterable[T], *, idempotent: bool) -> list[T]:
-    """One write per id, in id order: the last one, or in an idempotent batch the one
-    with the highest version (the first of equals, as applying them in turn would).
-
-    One statement cannot update a row twice, and id order is one lock order for
-    every writer, so two concurrent batches cannot deadlock on each other's rows.
-    """
+    """One write per id (one statement cannot update a row twice): the last one, or in
+    an idempotent batch the one with the highest version (the first of equals, as
+    applying them in turn would)."""
     chosen: dict[str, T] = {}
     for item in items:
         held = chosen.get(item.id)
         if held is None or not idempotent or item.version > held.version:
             chosen[item.id] = item
-    return [chosen[key] for key in sorted(chosen)]
+    return list(chosen.values())
 
 
-def device_arrays(records: Sequence[DeviceRecord]) -> list[list[Any]]:
-    """One list per column of ``UPSERT``."""
-    columns: list[list[Any]] = [[] for _ in _DEVICE_COLUMNS]
-    for r in records:
-        s = r.state
-        row = (
+def device_rows(records: Iterable[DeviceRecord]) -> list[tuple[Any, ...]]:
+    """Rows for ``COPY_DEVICES``."""
+    return [
+        (
             r.id,
             r.profile,
             dumps(r.labels) if r.labels else "{}",
             dumps(r.attributes) if r.attributes else "{}",
             dumps(r.metrics) if r.metrics else "{}",
-            s.status.value,
-            s.since,
-            s.last_seen,
-            s.last_own,
-            s.anchor,
-            None if s.reason is None else s.reason.value,
-            None if s.source is None else s.source.value,
-            s.session,
-            _flaps(s.flaps),
-            s.flapping,
+            *_presence(r.state),
             r.created_at,
             r.updated_at,
             r.version,
         )
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
-    return columns
+        for r in records
+    ]
 
 
-def presence_arrays(updates: Sequence[PresenceUpdate]) -> list[list[Any]]:
-    """One list per column of ``PRESENCE_UPDATE``."""
-    columns: list[list[Any]] = [[] for _ in _PRESENCE_COLUMNS]
-    for u in updates:
-        s = u.state
-        row = (
-            u.id,
-            s.status.value,
-            s.since,
-            s.last_seen,
-            s.last_own,
-            s.anchor,
-            None if s.reason is None else s.reason.value,
-            None if s.source is None else s.source.value,
-            s.session,
-            _flaps(s.flaps),
-            s.flapping,
-            u.version,
-        )
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
-    return columns
+def presence_rows(updates: Iterable[PresenceUpdate]) -> list[tuple[Any, ...]]:
+    """Rows for ``COPY_PRESENCE``."""
+    return [(u.id, *_presence(u.state), u.version) for u in updates]
+
+
+def _presence(s: DeviceState) -> tuple[Any, ...]:
+    return (
+        s.status.value,
+        s.since,
+        s.last_seen,
+        s.last_own,
+        s.anchor,
+        None if s.reason is None else s.reason.value,
+        None if s.source is None else s.source.value,
+        s.session,
+        _flaps(s.flaps),
+        s.flapping,
+    )
 
 
 def device(row: Any) -> DeviceRecord:
@@ -227,44 +205,29 @@ def device(row: Any) -> DeviceRecord:
 
 # --- events -----------------------------------------------------------------------
 
-_EVENT_COLUMNS: Final = (
-    ("seq", "int8"),
-    ("device_id", "text"),
-    ("from_status", "text"),
-    ("to_status", "text"),
-    ("at", "float8"),
-    ("reason", "text"),
-    ("source", "text"),
-    ("flapping", "bool"),
-)
-EVENT_SELECT: Final = (
-    "SELECT seq, device_id, from_status, to_status, at, reason, source, flapping FROM events"
-)
-EVENT_INSERT: Final = (
-    f"INSERT INTO events ({', '.join(n for n, _ in _EVENT_COLUMNS)}) "
-    f"SELECT * FROM {_unnest(_EVENT_COLUMNS)}"
-)
+EVENT_SELECT: Final = f"SELECT {_EVENT} FROM events"
+COPY_EVENTS: Final = f"COPY events ({_EVENT}) FROM STDIN"
+COPY_EVENTS_IN: Final = f"COPY events_in ({_EVENT}) FROM STDIN"
 #: At least once: a seq already stored is a replay, skipped.
-EVENT_INSERT_NEW: Final = f"{EVENT_INSERT} ON CONFLICT (seq) DO NOTHING"
+EVENT_MERGE: Final = (
+    f"INSERT INTO events ({_EVENT}) SELECT {_EVENT} FROM events_in ON CONFLICT (seq) DO NOTHING"
+)
 
 
-def event_arrays(events: Sequence[EventRecord]) -> list[list[Any]]:
-    columns: list[list[Any]] = [[] for _ in _EVENT_COLUMNS]
-    for e in events:
-        t = e.transition
-        row = (
+def event_rows(events: Iterable[EventRecord]) -> list[tuple[Any, ...]]:
+    return [
+        (
             e.seq,
             e.device_id,
-            t.from_status.value,
-            t.to_status.value,
-            t.at,
-            t.reason.value,
-            t.source.value,
-            t.flapping,
+            e.transition.from_status.value,
+            e.transition.to_status.value,
+            e.transition.at,
+            e.transition.reason.value,
+            e.transition.source.value,
+            e.transition.flapping,
         )
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
-    return columns
+        for e in events
+    ]
 
 
 def event(row: Any) -> EventRecord:

@@ -12,8 +12,10 @@ share the database. What must not race is decided by PostgreSQL itself:
   outbox, delivering at least once) inserts with ``ON CONFLICT (seq) DO NOTHING``
   and raises ``last_seq`` to ``GREATEST(last_seq, its highest seq)``; its device
   writes carry a per-device ``version`` and land only if newer than the stored one;
-* bulk writes are one ``unnest`` statement per kind (see ``pgrows``), rows in id
-  order: one lock order for every writer;
+* bulk writes are ``COPY`` into per-connection temporary tables, merged with one
+  statement per kind (see ``pgrows``). Two processes writing overlapping devices
+  at once may deadlock; PostgreSQL then aborts one, which surfaces as
+  ``StoreUnavailable`` and is retried like any failed commit;
 * migrations run under a transaction-level advisory lock (``migrations.postgres``),
   and a bootstrap ``put_key(only_if_none=True)`` under another one.
 
@@ -158,6 +160,7 @@ class PostgresStore:
             # An idle connection the server dropped (a restart) is found and replaced
             # at checkout instead of failing the caller's statement.
             check=AsyncConnectionPool.check_connection,
+            configure=_create_temp_tables,
             name="lastseen",
         )
         await pool.open(wait=False)
@@ -271,12 +274,10 @@ class PostgresStore:
             return
         idempotent = batch.idempotent
         # Encode before taking a connection: the transaction holds locks only for SQL.
-        upserts = rows.latest(batch.upserts, idempotent=idempotent)
-        device_arrays = rows.device_arrays(upserts) if upserts else None
-        presence = rows.latest(batch.presence, idempotent=idempotent)
-        presence_arrays = rows.presence_arrays(presence) if presence else None
+        upserts = rows.device_rows(rows.latest(batch.upserts, idempotent=idempotent))
+        presence = rows.presence_rows(rows.latest(batch.presence, idempotent=idempotent))
         events = batch.events
-        event_arrays = rows.event_arrays(events) if events else None
+        event_rows = rows.event_rows(events)
 
         async def job(conn: Conn) -> None:
             async with conn.transaction():
@@ -285,26 +286,30 @@ class PostgresStore:
                         "SELECT value FROM meta WHERE key = 'last_seq' FOR UPDATE"
                     )
                     _check_seqs(events, (await cursor.fetchone() or (0,))[0])
-                if device_arrays is not None:
-                    sql = rows.UPSERT_NEWER if idempotent else rows.UPSERT
-                    await conn.execute(sql, device_arrays)
-                if presence_arrays is not None:
+                if upserts:
+                    await _copy(conn, rows.COPY_DEVICES, upserts)
+                    await conn.execute(rows.UPSERT_NEWER if idempotent else rows.UPSERT)
+                if presence:
+                    await _copy(conn, rows.COPY_PRESENCE, presence)
                     sql = rows.PRESENCE_UPDATE_NEWER if idempotent else rows.PRESENCE_UPDATE
-                    await conn.execute(sql, presence_arrays)
+                    await conn.execute(sql)
                 if batch.deletes:
                     await conn.execute(rows.DELETE, (list(batch.deletes),))
-                if event_arrays is not None:
-                    if idempotent:
-                        await conn.execute(rows.EVENT_INSERT_NEW, event_arrays)
-                        await conn.execute(
-                            "UPDATE meta SET value = GREATEST(value, %s) WHERE key = 'last_seq'",
-                            (max(e.seq for e in events),),
-                        )
-                    else:
-                        await conn.execute(rows.EVENT_INSERT, event_arrays)
-                        await conn.execute(
-                            "UPDATE meta SET value = %s WHERE key = 'last_seq'", (events[-1].seq,)
-                        )
+                if not events:
+                    return
+                if idempotent:
+                    await _copy(conn, rows.COPY_EVENTS_IN, event_rows)
+                    await conn.execute(rows.EVENT_MERGE)
+                    await conn.execute(
+                        "UPDATE meta SET value = GREATEST(value, %s) WHERE key = 'last_seq'",
+                        (max(e.seq for e in events),),
+                    )
+                else:
+                    # Checked above under the last_seq lock: these seqs cannot conflict.
+                    await _copy(conn, rows.COPY_EVENTS, event_rows)
+                    await conn.execute(
+                        "UPDATE meta SET value = %s WHERE key = 'last_seq'", (events[-1].seq,)
+                    )
 
         await self._call(job)
 
@@ -478,6 +483,16 @@ class PostgresStore:
     async def prune_audit(self, before: float) -> int:
         """Delete audit records with ``at`` < ``before``; returns how many."""
         return await self._execute("DELETE FROM audit WHERE at < %s", (before,))
+
+
+async def _copy(conn: Conn, sql: str, data: list[tuple[Any, ...]]) -> None:
+    async with conn.cursor().copy(sql) as copy:
+        for row in data:
+            await copy.write_row(row)
+
+
+async def _create_temp_tables(conn: Conn) -> None:
+    await conn.execute(rows.TEMP_TABLES, prepare=False)
 
 
 _BUMP_KEYS_VERSION: Final = "UPDATE meta SET value = value + 1 WHERE key = 'keys_version'"

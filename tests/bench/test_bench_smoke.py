@@ -135,6 +135,18 @@ def test_restart(tmp_path: Path) -> None:
     assert run["transitions"] == 2 * 1000
 
 
+@pytest.mark.timeout(30)
+def test_postgres_store(tmp_path: Path, postgres_dsn: str) -> None:
+    result = run_bench(
+        tmp_path, "postgres_store", "--devices", "500", "--runs", "1", "--dsn", postgres_dsn
+    )
+    summary = result["summary"]["500"]
+    assert summary.keys() == {"postgres", "sqlite"}
+    assert {"commit_s", "commit_tps", "commit_idem_s", "replay_s", "page_ms", "walk_s"} <= (
+        summary["postgres"].keys()
+    )
+
+
 def test_tables_finds_every_summary_table() -> None:
     output = "\n".join(
         [

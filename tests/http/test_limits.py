@@ -84,6 +84,8 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
      "invalid_labels"),
     ("label key colon", "PUT", "/v1/devices/d", {"json": {"labels": {"a:b": "c"}}}, 400,
      "invalid_labels"),
+    ("label NUL", "PUT", "/v1/devices/d", {"json": {"labels": {"a": "b\x00"}}}, 400,
+     "invalid_labels"),
     ("unknown profile", "PUT", "/v1/devices/d", {"json": {"profile": "nope"}}, 400,
      "unknown_profile"),
     ("put unknown field", "PUT", "/v1/devices/d", {"json": {"colour": "red"}}, 400,

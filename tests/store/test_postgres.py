@@ -233,3 +233,28 @@ async def test_messages_never_show_the_password() -> None:
     with pytest.raises(StoreUnavailable) as raised:
         await store.open()
     assert "s3cret" not in str(raised.value)
+
+
+async def test_after_a_long_outage_the_store_reconnects_at_the_first_call(
+    proxy: Proxy, postgres_dsn: str
+) -> None:
+    store = PostgresStore(via(postgres_dsn, proxy.port))
+    await store.open()
+    try:
+        await proxy.cut()
+        # Callers keep trying for several seconds: long enough that a backing-off
+        # pool (1, 2, 4 s ...) would still be asleep when the server returns.
+        failures = 0
+        until = time.monotonic() + 4.0
+        while time.monotonic() < until:
+            with pytest.raises(StoreUnavailable):
+                await store.last_seq()
+            failures += 1
+            await asyncio.sleep(0.2)
+        await proxy.restore()
+        started = time.monotonic()
+        assert await store.last_seq() == 0
+        assert time.monotonic() - started < OUTAGE_BOUND
+        assert failures >= 2
+    finally:
+        await store.close()

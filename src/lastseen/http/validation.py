@@ -189,6 +189,9 @@ def labels(value: Any) -> dict[str, str]:
                 f"label {key!r} must be a string of at most {MAX_LABEL_LENGTH} chars",
                 code="invalid_labels",
             )
+        # PostgreSQL's text and jsonb cannot hold NUL: refused here, not by the store.
+        if "\x00" in key or "\x00" in text:
+            raise InvalidInput(f"label {key!r} must not contain NUL", code="invalid_labels")
     return value
 
 

@@ -161,6 +161,11 @@ class PostgresStore:
             # at checkout instead of failing the caller's statement.
             check=AsyncConnectionPool.check_connection,
             configure=_create_temp_tables,
+            # The pool's own retries back off exponentially (1, 2, 4 ... s): after a
+            # minute-long outage it would find the server back only a minute later.
+            # Giving up at once instead lets the next caller start a fresh attempt, so
+            # reconnection follows demand (the committer retries every 2 s at most).
+            reconnect_timeout=self._connect_timeout,
             name="lastseen",
         )
         await pool.open(wait=False)

@@ -258,3 +258,16 @@ async def test_after_a_long_outage_the_store_reconnects_at_the_first_call(
         assert failures >= 2
     finally:
         await store.close()
+
+
+async def test_a_device_json_cannot_hold_is_refused_and_changes_nothing(postgres_dsn: str) -> None:
+    store = PostgresStore(postgres_dsn)
+    await store.open()
+    try:
+        bad = DeviceRecord("a", "default", DeviceState(), attributes={"x": object()})
+        with pytest.raises(StoreError, match="JSON"):
+            await store.apply(Batch(upserts=[bad, device("b")], events=[event(1, "b")]))
+        assert await store.load_devices() == []
+        assert await store.last_seq() == 0
+    finally:
+        await store.close()

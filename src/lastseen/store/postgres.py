@@ -21,20 +21,24 @@ share the database. What must not race is decided by PostgreSQL itself:
 
 Failure is bounded and typed. Getting a connection waits at most
 ``connect_timeout`` seconds (1.5 by default) and a statement at most
-``query_timeout``; a server that is down, refusing or silent surfaces as
-``StoreUnavailable`` (a ``StoreError``), never a hang. The pool reconnects by
+``query_timeout`` (30 s; ``load_devices`` at most ``load_timeout``, 10 min); a
+server that is down, refusing or silent surfaces as ``StoreUnavailable`` (a
+``StoreError``), never a hang. The pool reconnects by
 itself when the server is back. The DSN's password never appears in a message.
 
 ``exclusive=True`` (what ``lastseen serve --postgres`` without Redis uses) also
 holds a session advisory lock on a connection of its own for as long as the store
 is open: a second embedded hub on the same database is refused at start instead of
-interleaving its own seqs with the first one's.
+interleaving its own seqs with the first one's. The lock lives and dies with that one
+connection: if the database server restarts, it is gone until the hub restarts too
+(the hub keeps working; only the guard against a second hub is lost meanwhile).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final, TypeVar
@@ -95,6 +99,7 @@ class PostgresStore:
         max_size: int = 8,
         connect_timeout: float = 1.5,
         query_timeout: float = 30.0,
+        load_timeout: float = 600.0,
         exclusive: bool = False,
     ) -> None:
         self._dsn = dsn
@@ -103,6 +108,7 @@ class PostgresStore:
         self._max_size = max_size
         self._connect_timeout = connect_timeout
         self._query_timeout = query_timeout
+        self._load_timeout = load_timeout
         self._exclusive = exclusive
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._holder: Conn | None = None
@@ -319,8 +325,26 @@ class PostgresStore:
         await self._call(job)
 
     async def load_devices(self) -> list[DeviceRecord]:
-        """Every device, in no particular order."""
-        return [rows.device(row) for row in await self._fetch(rows.DEVICE_SELECT)]
+        """Every device, in no particular order.
+
+        Bounded by ``load_timeout``, not ``query_timeout``: a million devices take
+        tens of seconds to read and decode, and a start-up must not give up on them.
+        """
+
+        async def job(conn: Conn) -> list[DeviceRecord]:
+            cursor = await conn.execute(rows.DEVICE_SELECT)
+            found = await cursor.fetchall()
+            # As in SQLiteStore: millions of new acyclic containers would make the
+            # cyclic collector rescan a growing heap again and again.
+            was_enabled = gc.isenabled()
+            gc.disable()
+            try:
+                return [rows.device(row) for row in found]
+            finally:
+                if was_enabled:
+                    gc.enable()
+
+        return await self._call(job, timeout=self._load_timeout)
 
     async def get_device(self, device_id: str) -> DeviceRecord | None:
         found = await self._fetch(f"{rows.DEVICE_SELECT} WHERE id = %s", (device_id,))

@@ -39,17 +39,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from lastseen.errors import Conflict, StoreError, StoreUnavailable
 from lastseen.store import pgrows as rows
+from lastseen.store import pgsession
 from lastseen.store.base import (
     AuditRecord,
     Batch,
@@ -58,31 +57,11 @@ from lastseen.store.base import (
     EventRecord,
     KeyRecord,
 )
-from lastseen.store.migrations import postgres as schema
-
-log = logging.getLogger("lastseen.store.postgres")
+from lastseen.store.pgsession import Conn, describe_dsn
 
 T = TypeVar("T")
-Conn = psycopg.AsyncConnection[Any]
-
-#: Advisory lock keys (int8) next to ``schema.MIGRATION_LOCK``.
-KEYS_LOCK: Final = schema.MIGRATION_LOCK + 1
-HUB_LOCK: Final = schema.MIGRATION_LOCK + 2
 
 _TABLES: Final = ("devices", "events", "meta", "keys", "audit", "schema_version")
-
-
-def describe_dsn(dsn: str) -> str:
-    """``postgresql://user@host:port/dbname`` without the password, for messages."""
-    try:
-        params = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "postgresql://(unparsable DSN)"
-    user = str(params.get("user") or "")
-    host = str(params.get("host") or "localhost")
-    port = str(params.get("port") or "5432")
-    dbname = str(params.get("dbname") or user)
-    return f"postgresql://{user + '@' if user else ''}{host}:{port}/{dbname}"
 
 
 class PostgresStore:
@@ -109,6 +88,7 @@ class PostgresStore:
         self._connect_timeout = connect_timeout
         self._query_timeout = query_timeout
         self._load_timeout = load_timeout
+        self._conn_kwargs = pgsession.connect_kwargs(connect_timeout)
         self._exclusive = exclusive
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._holder: Conn | None = None
@@ -117,20 +97,6 @@ class PostgresStore:
     def where(self) -> str:
         """The database, as shown in messages (never with a password)."""
         return self._where
-
-    def _kwargs(self) -> dict[str, Any]:
-        return {
-            "autocommit": True,
-            # libpq counts whole seconds and treats anything below 2 as 2; the pool's
-            # own wait (connect_timeout) is what bounds a caller.
-            "connect_timeout": max(2, int(self._connect_timeout + 0.999)),
-            "application_name": "lastseen",
-            # Notice a peer that vanished without a FIN (a dead host, a cut link).
-            "keepalives": 1,
-            "keepalives_idle": 10,
-            "keepalives_interval": 5,
-            "keepalives_count": 3,
-        }
 
     async def open(self) -> None:
         """Connect, refuse a schema newer than this code, apply pending migrations.
@@ -143,9 +109,9 @@ class PostgresStore:
             return
         conn = await self._connect()
         try:
-            await self._migrate(conn)
+            await pgsession.migrate(conn, self._where)
             if self._exclusive:
-                await self._lock_exclusive(conn)
+                await pgsession.lock_exclusive(conn, self._where)
         except psycopg.Error as exc:
             await conn.close()
             raise self._error(exc) from exc
@@ -158,7 +124,7 @@ class PostgresStore:
             await conn.close()
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             self._dsn,
-            kwargs=self._kwargs(),
+            kwargs=self._conn_kwargs,
             min_size=self._min_size,
             max_size=self._max_size,
             open=False,
@@ -180,7 +146,7 @@ class PostgresStore:
     async def _connect(self) -> Conn:
         try:
             async with asyncio.timeout(self._connect_timeout):
-                return await psycopg.AsyncConnection.connect(self._dsn, **self._kwargs())
+                return await psycopg.AsyncConnection.connect(self._dsn, **self._conn_kwargs)
         except TimeoutError as exc:
             raise StoreUnavailable(
                 f"PostgreSQL store {self._where} is unavailable: no connection within "
@@ -237,41 +203,6 @@ class PostgresStore:
             return await cursor.fetchall()
 
         return await self._call(job)
-
-    # --- schema -----------------------------------------------------------------------
-
-    async def _migrate(self, conn: Conn) -> None:
-        known = schema.MIGRATIONS[-1][0]
-        for version, script in schema.MIGRATIONS:
-            async with conn.transaction():
-                # The lock serialises instances starting at once; the version is
-                # re-read under it, so each step runs exactly once.
-                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (schema.MIGRATION_LOCK,))
-                await conn.execute(schema.SCHEMA_VERSION_TABLE)
-                cursor = await conn.execute("SELECT coalesce(max(version), 0) FROM schema_version")
-                found = (await cursor.fetchone() or (0,))[0]
-                if found > known:
-                    raise StoreError(
-                        f"PostgreSQL store {self._where} has schema version {found}, but this "
-                        f"lastseen only knows up to {known}: it was written by a newer "
-                        "lastseen; upgrade lastseen or point --postgres elsewhere"
-                    )
-                if found >= version:
-                    continue
-                await conn.execute(script, prepare=False)
-                await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
-                log.info("event=migrated store=%s version=%d", self._where, version)
-
-    async def _lock_exclusive(self, conn: Conn) -> None:
-        # A session lock: held until this connection closes (or the process dies).
-        cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", (HUB_LOCK,))
-        row = await cursor.fetchone()
-        if not (row and row[0]):
-            raise StoreError(
-                f"PostgreSQL store {self._where} is in use by another lastseen serve "
-                "(without --redis, one instance owns a database); stop it or use another "
-                "database"
-            )
 
     # --- devices and events -----------------------------------------------------------
 
@@ -435,7 +366,9 @@ class PostgresStore:
             try:
                 async with conn.transaction():
                     if only_if_none:
-                        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (KEYS_LOCK,))
+                        await conn.execute(
+                            "SELECT pg_advisory_xact_lock(%s)", (pgsession.KEYS_LOCK,)
+                        )
                         cursor = await conn.execute("SELECT 1 FROM keys LIMIT 1")
                         if await cursor.fetchone():
                             return False

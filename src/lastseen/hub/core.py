@@ -73,6 +73,8 @@ log = logging.getLogger("lastseen.presence")
 MAX_ATTRIBUTES = 256
 DEVICE_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_BEAT = Observation(Source.HEARTBEAT)
+_HEARTBEAT = Source.HEARTBEAT.value
 
 
 def _seen_message(
@@ -356,6 +358,45 @@ class Hub:
         self._reschedule(device_id, entry)
         return entry
 
+    def _refresh(self, device_id: str, entry: Entry, now: float) -> bool:
+        """The hot path: a bare heartbeat of an online device none of whose deadlines
+        has come. True when it was applied here, False to take the general path.
+
+        The engine's answer is known in that case (``observe`` would apply no
+        deadline and make no transition: only the three times move, nothing durable
+        changes), so the state is built directly; tests/hub check it is the engine's.
+        The heap needs nothing either: the live entry (``scheduled``, never later than
+        the old deadline, which is never later than the new one) fires first and
+        re-arms.
+        """
+        state = entry.state
+        scheduled = entry.scheduled
+        anchor = state.anchor
+        if (
+            state.status is not Status.ONLINE
+            or state.flapping
+            or scheduled is None
+            or scheduled <= now
+            or anchor is None
+            or anchor > now
+        ):
+            return False
+        entry.state = DeviceState(
+            status=Status.ONLINE,
+            since=state.since,
+            last_seen=now,
+            last_own=now,
+            anchor=now,
+            reason=state.reason,
+            source=state.source,
+            session=state.session,
+            flaps=state.flaps,
+            flapping=False,
+        )
+        self.committer.mark_seen(device_id)
+        self._seen.add(device_id)
+        return True
+
     def _check_attributes(self, device_id: str, attributes: Mapping[str, Any] | None) -> None:
         """Attributes merge into the stored ones; refuse a merge past the cap, so no
         device can grow its state without bound 256 keys at a time."""
@@ -391,8 +432,13 @@ class Hub:
         register: bool = True,
     ) -> BeatResult:
         """A sign of life from the device itself."""
-        self._check_attributes(device_id, attributes)
         now = self.clock.now()
+        if source is Source.HEARTBEAT and not (attributes or metrics):
+            entry = self.entries.get(device_id)
+            if entry is not None and self._refresh(device_id, entry, now):
+                self.metrics.heartbeats.inc(1.0, _HEARTBEAT)
+                return BeatResult(device_id, entry.state, entry.profile)
+        self._check_attributes(device_id, attributes)
         changes = _Changes()
         entry = self._observe(
             device_id,
@@ -416,7 +462,15 @@ class Hub:
         changes = _Changes()
         results: list[BeatResult | InvalidInput] = []
         applied = 0
+        entries = self.entries
+        refresh = self._refresh
         for device_id, attributes, metrics in items:
+            if not (attributes or metrics):
+                entry = entries.get(device_id)
+                if entry is not None and refresh(device_id, entry, now):
+                    results.append(BeatResult(device_id, entry.state, entry.profile))
+                    applied += 1
+                    continue
             try:
                 self._check_attributes(device_id, attributes)
             except InvalidInput as exc:
@@ -424,7 +478,7 @@ class Hub:
                 continue
             entry = self._observe(
                 device_id,
-                Observation(Source.HEARTBEAT),
+                _BEAT,
                 now,
                 changes,
                 attributes=attributes,
@@ -432,7 +486,7 @@ class Hub:
             )
             results.append(BeatResult(device_id, entry.state, entry.profile))
             applied += 1
-        self.metrics.heartbeats.inc(float(applied), Source.HEARTBEAT.value)
+        self.metrics.heartbeats.inc(float(applied), _HEARTBEAT)
         await self._commit(changes)
         return results
 

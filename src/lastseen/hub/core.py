@@ -111,6 +111,40 @@ def check_device_id(device_id: str) -> str:
     return device_id
 
 
+def refreshed(state: DeviceState, scheduled: float | None, now: float) -> DeviceState | None:
+    """The hot path: a bare heartbeat of an online device none of whose deadlines has
+    come, or None when the engine's general path must decide.
+
+    The engine's answer is known in that case (``observe`` would apply no deadline
+    and make no transition: only the three times move, nothing durable changes), so
+    the state is built directly; tests/hub check that it is the engine's answer. The
+    heap needs nothing either: the live entry (``scheduled``, never later than the old
+    deadline, which is never later than the new one) fires first and re-arms.
+    """
+    anchor = state.anchor
+    if (
+        state.status is not Status.ONLINE
+        or state.flapping
+        or scheduled is None
+        or scheduled <= now
+        or anchor is None
+        or anchor > now
+    ):
+        return None
+    return DeviceState(
+        status=Status.ONLINE,
+        since=state.since,
+        last_seen=now,
+        last_own=now,
+        anchor=now,
+        reason=state.reason,
+        source=state.source,
+        session=state.session,
+        flaps=state.flaps,
+        flapping=False,
+    )
+
+
 class Entry:
     """A device's hot state. Mutated only on the event loop.
 
@@ -359,40 +393,11 @@ class Hub:
         return entry
 
     def _refresh(self, device_id: str, entry: Entry, now: float) -> bool:
-        """The hot path: a bare heartbeat of an online device none of whose deadlines
-        has come. True when it was applied here, False to take the general path.
-
-        The engine's answer is known in that case (``observe`` would apply no
-        deadline and make no transition: only the three times move, nothing durable
-        changes), so the state is built directly; tests/hub check it is the engine's.
-        The heap needs nothing either: the live entry (``scheduled``, never later than
-        the old deadline, which is never later than the new one) fires first and
-        re-arms.
-        """
-        state = entry.state
-        scheduled = entry.scheduled
-        anchor = state.anchor
-        if (
-            state.status is not Status.ONLINE
-            or state.flapping
-            or scheduled is None
-            or scheduled <= now
-            or anchor is None
-            or anchor > now
-        ):
+        """The hot path (see ``refreshed``): True when applied here."""
+        state = refreshed(entry.state, entry.scheduled, now)
+        if state is None:
             return False
-        entry.state = DeviceState(
-            status=Status.ONLINE,
-            since=state.since,
-            last_seen=now,
-            last_own=now,
-            anchor=now,
-            reason=state.reason,
-            source=state.source,
-            session=state.session,
-            flaps=state.flaps,
-            flapping=False,
-        )
+        entry.state = state
         self.committer.mark_seen(device_id)
         self._seen.add(device_id)
         return True
@@ -463,14 +468,17 @@ class Hub:
         results: list[BeatResult | InvalidInput] = []
         applied = 0
         entries = self.entries
-        refresh = self._refresh
+        seen: list[str] = []
         for device_id, attributes, metrics in items:
             if not (attributes or metrics):
                 entry = entries.get(device_id)
-                if entry is not None and refresh(device_id, entry, now):
-                    results.append(BeatResult(device_id, entry.state, entry.profile))
-                    applied += 1
-                    continue
+                if entry is not None:
+                    state = refreshed(entry.state, entry.scheduled, now)
+                    if state is not None:
+                        entry.state = state
+                        seen.append(device_id)
+                        results.append(BeatResult(device_id, state, entry.profile))
+                        continue
             try:
                 self._check_attributes(device_id, attributes)
             except InvalidInput as exc:
@@ -486,7 +494,9 @@ class Hub:
             )
             results.append(BeatResult(device_id, entry.state, entry.profile))
             applied += 1
-        self.metrics.heartbeats.inc(float(applied), _HEARTBEAT)
+        self.committer.mark_seen_many(seen)
+        self._seen.update(seen)
+        self.metrics.heartbeats.inc(float(applied + len(seen)), _HEARTBEAT)
         await self._commit(changes)
         return results
 

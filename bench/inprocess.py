@@ -5,8 +5,8 @@ real SQLite hub, so what is measured is exactly the Python work behind a request
 the middleware and routing (or the ingest fast path), authentication, the hub, the
 answer's JSON. The bare Starlette route of ``bench/ceiling.py`` is measured the same
 way for comparison. Times are CPU time of this process (``time.process_time``), so
-other work on a shared machine inflates them less than wall time. ``--profile single|batch`` adds a cProfile of that loop (stdlib
-only), sorted by own time.
+other work on a shared machine inflates them less than wall time. ``--profile
+single|batch`` adds a cProfile of that loop (stdlib only), sorted by own time.
 
     .venv/bin/python -m bench.inprocess                       # 10 000 devices
     .venv/bin/python -m bench.inprocess --profile single --top 25

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from bench import ceiling
+from bench.common import median, print_table, write_result
 from lastseen.http.app import create_app
 from lastseen.hub.core import Hub
 from lastseen.settings import Settings
@@ -127,12 +128,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=50_000)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", choices=["single", "batch"], help="cProfile one loop")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
-    result = asyncio.run(measure(args.devices, args.requests, args.profile, args.top))
-    for key, value in result.items():
-        print(f"{key:28} {value:8.2f}")
+    runs = []
+    for _ in range(args.runs):
+        result = asyncio.run(measure(args.devices, args.requests, args.profile, args.top))
+        result["ratio"] = result["ceiling_us"] / result["heartbeat_us"]
+        print({k: round(v, 3) for k, v in result.items()}, flush=True)
+        runs.append(result)
+    summary = {k: round(median([r[k] for r in runs]), 3) for k in runs[0]}
+    rows = [
+        ("single heartbeat", f"{summary['heartbeat_us']:.1f} µs CPU per request"),
+        ("bare Starlette route", f"{summary['ceiling_us']:.1f} µs CPU per request"),
+        ("ceiling / heartbeat", f"{summary['ratio']:.2f}"),
+        ("batched (1000 a request)", f"{summary['batched_us_per_heartbeat']:.2f} µs per heartbeat"),
+    ]
+    print_table(f"In-process cost, {args.devices} devices (median of {args.runs})", rows)
+    print(f"\nwrote {write_result('inprocess', summary, runs)}")
 
 
 if __name__ == "__main__":

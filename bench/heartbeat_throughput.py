@@ -4,8 +4,9 @@ For each fleet size the hub is started, every device is made online with batched
 heartbeats, then ``wrk`` (keep-alive connections, one request per heartbeat, a random
 device each time) drives ``POST /v1/devices/{id}/heartbeat``: the hot path. The same
 ``wrk`` run against a trivial route on the same server stack (bench/ceiling.py) gives
-the ceiling. Then batched heartbeats (``POST /v1/heartbeats``, 1000 per request) are
-sent from several concurrent Python clients.
+the ceiling (measured before and after the hub, averaged). Then batched heartbeats
+(``POST /v1/heartbeats``, 1000 per request) are sent from several concurrent Python
+clients.
 
     .venv/bin/python -m bench.heartbeat_throughput                    # 10k and 1M, 3 runs
     .venv/bin/python -m bench.heartbeat_throughput --devices 10000 --runs 1 --seconds 3
@@ -117,6 +118,9 @@ def ceiling(seconds: float, connections: int, workdir: Path) -> float:
 
 
 def run_once(devices: int, seconds: float, connections: int, workdir: Path) -> dict[str, Any]:
+    # The ceiling is measured just before and just after the hub and averaged, so a
+    # change in the machine's load during the run biases the ratio less.
+    before = ceiling(seconds, connections, workdir)
     hub = HubProcess(
         workdir / f"hub-{time.monotonic_ns()}",
         "--stale-after",
@@ -143,12 +147,14 @@ def run_once(devices: int, seconds: float, connections: int, workdir: Path) -> d
         rss = httpx.get(hub.url + "/healthz").json()["memory_rss"]
     finally:
         hub.stop()
-    top = ceiling(seconds, connections, workdir)
+    after = ceiling(seconds, connections, workdir)
+    top = (before + after) / 2
     return {
         "devices": devices,
         "register_seconds": round(register_seconds, 2),
         "heartbeat_rps": round(single),
         "ceiling_rps": round(top),
+        "ceiling_before_after": [round(before), round(after)],
         "ratio": round(single / top, 3),
         "batched_hps": round(batch),
         "hub_rss_bytes": rss,

@@ -174,3 +174,12 @@ def test_tables_finds_every_summary_table() -> None:
         "only row  3",
         "",
     ]
+
+
+def test_inprocess(tmp_path: Path) -> None:
+    result = run_bench(
+        tmp_path, "inprocess", "--devices", "1000", "--requests", "1000", "--runs", "1"
+    )
+    assert {"heartbeat_us", "ceiling_us", "ratio", "batched_us_per_heartbeat"} <= result[
+        "summary"
+    ].keys()

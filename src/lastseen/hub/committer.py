@@ -102,6 +102,10 @@ class Committer:
         """Only ``last_seen`` moved; write those columns with the next flush."""
         self._seen.add(device_id)
 
+    def mark_seen_many(self, device_ids: list[str]) -> None:
+        """``mark_seen`` for a batch."""
+        self._seen.update(device_ids)
+
     @property
     def backlog(self) -> int:
         pending = self._pending

@@ -29,7 +29,7 @@ from starlette.routing import Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from lastseen.errors import LastseenError
-from lastseen.http import audit, devices, health, keys, streams
+from lastseen.http import audit, dashboard, devices, health, keys, streams, uptime
 from lastseen.http.auth import Guard
 from lastseen.http.headers import SecurityHeaders
 from lastseen.http.heartbeat import Ingest, IngestApp
@@ -153,9 +153,11 @@ def create_app(
             *keys.routes,
             *audit.routes,
             *streams.routes,
+            *uptime.routes,
             *health.routes,
             Route("/openapi.json", _openapi, methods=["GET"]),
             Route("/docs", _docs, methods=["GET"]),
+            *dashboard.routes,
         ],
         middleware=_middleware(hub, security),
         exception_handlers={

@@ -15,6 +15,7 @@ from typing import Any
 from lastseen import __version__
 from lastseen.http import validation as v
 from lastseen.settings import Settings
+from lastseen.uptime import WINDOW_PATTERN
 
 _ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 _ID = {"type": "string", "pattern": _ID_PATTERN}
@@ -143,6 +144,21 @@ _PAGE_SIZE = {"type": "string", "pattern": "^(1000|[1-9][0-9]{0,2})$", "descript
 _COUNT = {"type": "string", "pattern": f"^(0|[1-9][0-9]{{0,{v.MAX_DIGITS - 1}}})$"}
 _LIMIT = _query("limit", _PAGE_SIZE, "Page size")
 _PAGING = [_query("after", _COUNT, "Only greater seqs"), _LIMIT]
+_WINDOW = _query(
+    "window",
+    {"type": "string", "pattern": WINDOW_PATTERN},
+    "Seconds, or a number ending in s, m, h or d: 1h, 24h, 7d, 30d (default 24h)",
+)
+_UPTIME_COMMON: dict[str, Any] = {
+    "window": {"type": "number", "description": "Seconds"},
+    "start": _TIME,
+    "end": _TIME,
+    "fractions": _ref("StatusNumbers"),
+    "seconds": _ref("StatusNumbers"),
+    "transitions": {"type": "integer", "minimum": 0},
+    "complete": {"type": "boolean", "description": "False if the history read was capped"},
+}
+_UPTIME_REQUIRED = ["window", "start", "end", "fractions", "seconds", "transitions", "complete"]
 
 
 def _schemas(profiles: list[str]) -> dict[str, Any]:
@@ -259,6 +275,12 @@ def _schemas(profiles: list[str]) -> dict[str, Any]:
                 "source": {"type": "string", "description": "Client address, or how"},
                 "details": {"type": "object"},
             },
+        },
+        "StatusNumbers": {
+            "type": "object",
+            "required": _STATUSES,
+            "properties": {status: {"type": "number", "minimum": 0} for status in _STATUSES},
+            "additionalProperties": False,
         },
         **_attribute_levels(),
     }
@@ -479,6 +501,49 @@ def spec(settings: Settings | None = None) -> dict[str, Any]:
                     parameters=[_DEVICE_ID_PARAM, *_PAGING],
                 ),
             },
+            "/v1/devices/{device_id}/uptime": {
+                "get": _op(
+                    "Time fractions per status over a window ending now, from the durable "
+                    "history (roles: admin, read, its device token)",
+                    {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["device_id", *_UPTIME_REQUIRED],
+                                "properties": {"device_id": _ID, **_UPTIME_COMMON},
+                            },
+                            "The device's uptime",
+                        ),
+                        **_ROUTING_ERRORS,
+                    },
+                    parameters=[_DEVICE_ID_PARAM, _WINDOW],
+                ),
+            },
+            "/v1/uptime": {
+                "get": _op(
+                    "The fleet's uptime: mean fractions over devices, total device-seconds "
+                    "per status, current counts (roles: admin, read)",
+                    {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["devices", "current", *_UPTIME_REQUIRED],
+                                "properties": {
+                                    "devices": {"type": "integer", "minimum": 0},
+                                    "current": {
+                                        "type": "object",
+                                        "required": _STATUSES,
+                                        "additionalProperties": {"type": "integer"},
+                                    },
+                                    **_UPTIME_COMMON,
+                                },
+                            },
+                            "The fleet summary",
+                        )
+                    },
+                    parameters=[_WINDOW],
+                ),
+            },
             "/v1/events": {
                 "get": _op(
                     "The fleet's transitions in seq order (roles: admin, read)",
@@ -629,6 +694,13 @@ def spec(settings: Settings | None = None) -> dict[str, Any]:
     }
 
 
+#: The docs page's one inline style block; the CSP allows exactly it, by digest.
+DOCS_STYLE = (
+    "body{font:15px system-ui;margin:2rem;max-width:60rem}"
+    "td{padding:.3rem .8rem;border-bottom:1px solid #ccc}"
+)
+
+
 def docs_page() -> str:
     """A self-contained HTML page listing the routes (no CDN, no scripts)."""
     rows = []
@@ -642,8 +714,7 @@ def docs_page() -> str:
             )
     return (
         "<!doctype html><html lang=en><meta charset=utf-8><title>lastseen API</title>"
-        "<style>body{font:15px system-ui;margin:2rem;max-width:60rem}"
-        "td{padding:.3rem .8rem;border-bottom:1px solid #ccc}</style>"
+        f"<style>{DOCS_STYLE}</style>"
         f"<h1>lastseen API {html.escape(__version__)}</h1>"
         "<p>Machine-readable: <a href=/openapi.json>/openapi.json</a>. "
         'Errors are <code>{"code", "message"}</code>. Authentication: '

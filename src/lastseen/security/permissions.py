@@ -37,9 +37,9 @@ class Kind(Enum):
 
     HEARTBEAT = "heartbeat"  # POST /v1/devices/{id}/heartbeat
     BATCH = "batch"  # POST /v1/heartbeats
-    DEVICE_READ = "device_read"  # GET /v1/devices/{id}, .../transitions
+    DEVICE_READ = "device_read"  # GET /v1/devices/{id}, .../transitions, .../uptime
     DEVICE_WRITE = "device_write"  # PUT, DELETE /v1/devices/{id}
-    READ = "read"  # GET /v1/devices, /v1/events
+    READ = "read"  # GET /v1/devices, /v1/events, /v1/uptime
     STREAM = "stream"  # GET /v1/stream, /v1/ws
     ADMIN = "admin"  # keys, tokens, audit, and anything unknown
 
@@ -58,7 +58,8 @@ class Principal:
 
 _PREFIX = "/v1/devices/"
 _STREAMS = frozenset({"/v1/stream", "/v1/ws"})
-_READS = frozenset({"/v1/devices", "/v1/events"})
+_READS = frozenset({"/v1/devices", "/v1/events", "/v1/uptime"})
+_DEVICE_READS = frozenset({"transitions", "uptime"})
 
 
 def classify(method: str, path: str) -> tuple[Kind, str | None]:
@@ -74,7 +75,7 @@ def classify(method: str, path: str) -> tuple[Kind, str | None]:
             return Kind.ADMIN, device_id
         if tail == "heartbeat" and method == "POST":
             return Kind.HEARTBEAT, device_id
-        if tail == "transitions" and method in ("GET", "HEAD"):
+        if tail in _DEVICE_READS and method in ("GET", "HEAD"):
             return Kind.DEVICE_READ, device_id
         return Kind.ADMIN, device_id
     if method in ("GET", "HEAD"):

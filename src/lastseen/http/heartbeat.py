@@ -16,7 +16,8 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from lastseen.http import validation as v
-from lastseen.hub.core import BeatResult, Hub, check_device_id
+from lastseen.hub.api import HubAPI
+from lastseen.hub.core import BeatResult, check_device_id
 from lastseen.timefmt import rfc3339, rfc3339_or_none
 
 _FIELDS = frozenset({"attributes", "metrics"})
@@ -40,7 +41,7 @@ class HeartbeatEndpoint:
     """The ASGI app behind the heartbeat route."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        hub: Hub = scope["app"].state.hub
+        hub: HubAPI = scope["app"].state.hub
         device_id = check_device_id(scope["path_params"]["device_id"])
         raw = await v.read_body(scope, receive, hub.settings.max_body)
         body = v.parse_json(raw, allow_empty=True)

@@ -1,0 +1,469 @@
+"""The shared hub: one of many identical instances over Redis and a durable store.
+
+Each instance holds no presence of its own. Every write is one script call that
+applies the presence rules inside Redis (``scaleout/lua.py``); every read asks Redis.
+A heartbeat acknowledged by any instance is therefore visible on every other at once
+(seed 000). Background tasks, run by every instance alike (none is special):
+
+* the sweeper claims and fires due deadlines (``scaleout/sweeper.py``),
+* the fan-out reads the event stream into this instance's subscribers
+  (``scaleout/fanout.py``),
+* the outbox drains the stream into the durable store (``scaleout/outbox.py``).
+
+Devices, keys and audit records are administrative writes: they go to the store
+directly. Presence reaches the store only through the outbox, so a store outage
+never stops presence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import orjson
+
+from lastseen.clock import Clock, SystemClock
+from lastseen.errors import InvalidInput, NotFound, Unavailable
+from lastseen.hub.api import BatchItem
+from lastseen.hub.broadcast import DEVICE, Broadcaster, Message, StreamFilter, Subscriber
+from lastseen.hub.core import MAX_ATTRIBUTES, BeatResult
+from lastseen.presence import (
+    DeviceState,
+    Observation,
+    Profile,
+    Source,
+    Status,
+    advance,
+    next_deadline,
+)
+from lastseen.retention import prune_forever
+from lastseen.scaleout import lua
+from lastseen.scaleout.codec import (
+    decode_hash,
+    profile_spec,
+    record_from_hash,
+    state_from_reply,
+)
+from lastseen.scaleout.connection import OUTAGE, connect, translated
+from lastseen.scaleout.fanout import FanOut
+from lastseen.scaleout.instruments import ScaleoutMetrics
+from lastseen.scaleout.keys import Keys
+from lastseen.scaleout.outbox import Outbox
+from lastseen.scaleout.streams import StreamReader
+from lastseen.scaleout.sweeper import Sweeper
+from lastseen.settings import Settings
+from lastseen.store import Batch, DeviceQuery, DeviceRecord, Store
+from lastseen.wire import device_json
+
+log = logging.getLogger("lastseen.scaleout")
+
+#: Events kept in the stream at most (overflow policy: drop-oldest, counted by the
+#: outbox as lost if they never reached the store). ~250 bytes each in Redis.
+STREAM_MAX = 1_000_000
+#: Ids fetched per round trip when listing or snapshotting.
+_PAGE = 500
+
+
+class RedisHub:
+    """Presence for the whole fleet, shared by every instance through Redis."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        redis_url: str,
+        *,
+        prefix: str = "ls",
+        clock: Clock | None = None,
+        cluster: bool = False,
+        stream_max: int = STREAM_MAX,
+        background: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.profiles = settings.profiles
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.started_at = time.time()
+        self.keys = Keys(prefix)
+        self.redis_url = redis_url
+        self.cluster = cluster
+        self.stream_max = stream_max
+        self.background = background
+        self.redis: Any = connect(redis_url, cluster=cluster)
+        self.metrics = ScaleoutMetrics(self)
+        self.broadcaster = Broadcaster(
+            replay_size=settings.replay_buffer,
+            queue_size=settings.subscriber_queue,
+            on_overflow=self.metrics.subscriber_resets.inc,
+        )
+        self._observe = self.redis.register_script(lua.OBSERVE)
+        self._put = self.redis.register_script(lua.PUT)
+        self._delete = self.redis.register_script(lua.DELETE)
+        self._seed = self.redis.register_script(lua.SEED_SEQ)
+        self.status_counts: dict[str, int] = dict.fromkeys((s.value for s in Status), 0)
+        self.published_seq = 0
+        self.outbox_backlog = 0
+        self.fanout = FanOut(self)
+        self.sweeper = Sweeper(self)
+        self.outbox = Outbox(self)
+        self.reader = StreamReader(self)
+        self._tasks: list[asyncio.Task[None]] = []
+        self.stopped = False
+        self._default_spec = profile_spec(self.profiles.default)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Open the store, seed the seq from it (so a Redis that lost its data never
+        reuses a seq), start the background tasks."""
+        await self.store.open()
+        floor = await self.store.last_seq()
+        with translated():
+            seq = int(await self._seed(keys=[self.keys.seq], args=[floor]))
+        self.published_seq = seq
+        log.info("event=started mode=redis seq=%d store_seq=%d", seq, floor)
+        if not self.background:
+            return
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self.fanout.run(seq), name="fanout"),
+            loop.create_task(self.sweeper.run(), name="sweeper"),
+            loop.create_task(self.outbox.run(), name="outbox"),
+            loop.create_task(
+                prune_forever(
+                    "events", self.store.prune_events, self.settings.event_retention, self.clock
+                ),
+                name="pruner",
+            ),
+        ]
+
+    async def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.broadcaster.close_all()
+        await self.outbox.release()
+        await self.redis.aclose()
+        await self.store.close()
+
+    def profile(self, name: str) -> Profile:
+        if name in self.profiles:
+            return self.profiles.get(name)
+        return self.profiles.default
+
+    # ------------------------------------------------------------------ writes
+
+    def _observe_args(
+        self,
+        device_id: str,
+        observation: Observation,
+        register: bool,
+        attributes: Mapping[str, Any] | None,
+        metrics: Mapping[str, Any] | None,
+    ) -> list[Any]:
+        args: list[Any] = [
+            device_id,
+            observation.source.value,
+            "" if observation.session is None else observation.session,
+            "" if observation.status is None else observation.status.value,
+            "1" if observation.ok else "0",
+            "1" if register else "0",
+            orjson.dumps(dict(metrics)).decode() if metrics else "",
+            self._default_spec,
+            self.stream_max,
+            MAX_ATTRIBUTES,
+            "",
+        ]
+        if attributes:
+            for key, value in attributes.items():
+                args += (key, orjson.dumps(value))
+        return args
+
+    def _result(self, device_id: str, reply: Sequence[Any]) -> BeatResult:
+        if reply[0] == "err":
+            code = reply[1]
+            if code == "not_found":
+                raise NotFound(f"no device {device_id!r}")
+            raise InvalidInput(
+                f"device {device_id!r} would have more than {MAX_ATTRIBUTES} attributes",
+                code=code,
+            )
+        state, profile, _ = state_from_reply(reply)
+        return BeatResult(device_id, state, self.profile(profile))
+
+    async def _run_observe(
+        self,
+        device_id: str,
+        observation: Observation,
+        *,
+        register: bool,
+        attributes: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+    ) -> BeatResult:
+        if observation.source is Source.MANUAL and observation.status in (None, Status.UNKNOWN):
+            raise ValueError("a manual observation needs a target status other than unknown")
+        args = self._observe_args(device_id, observation, register, attributes, metrics)
+        with translated():
+            reply = await self._observe(keys=self.keys.observe_keys(device_id), args=args)
+        return self._result(device_id, reply)
+
+    async def heartbeat(
+        self,
+        device_id: str,
+        *,
+        source: Source = Source.HEARTBEAT,
+        attributes: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        register: bool = True,
+    ) -> BeatResult:
+        """A sign of life: one script call, one round trip."""
+        result = await self._run_observe(
+            device_id,
+            Observation(source),
+            register=register,
+            attributes=attributes,
+            metrics=metrics,
+        )
+        self.metrics.heartbeats.inc(1.0, source.value)
+        return result
+
+    async def heartbeats(self, items: Sequence[BatchItem]) -> list[BeatResult | InvalidInput]:
+        """A batch in one pipelined round trip; each item is its own atomic script."""
+        observation = Observation(Source.HEARTBEAT)
+        with translated():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for device_id, attributes, metrics in items:
+                    args = self._observe_args(device_id, observation, True, attributes, metrics)
+                    await self._observe(
+                        keys=self.keys.observe_keys(device_id), args=args, client=pipe
+                    )
+                replies = await pipe.execute(raise_on_error=True) if items else []
+        results: list[BeatResult | InvalidInput] = []
+        for (device_id, _, _), reply in zip(items, replies, strict=True):
+            try:
+                results.append(self._result(device_id, reply))
+            except InvalidInput as exc:
+                results.append(exc)
+        applied = sum(isinstance(r, BeatResult) for r in results)
+        self.metrics.heartbeats.inc(float(applied), Source.HEARTBEAT.value)
+        return results
+
+    async def apply(
+        self, device_id: str, observation: Observation, *, register: bool = False
+    ) -> BeatResult:
+        return await self._run_observe(device_id, observation, register=register)
+
+    async def put_device(
+        self,
+        device_id: str,
+        *,
+        profile: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> tuple[DeviceRecord, bool]:
+        """Register or update a device in Redis, then in the store (an admin write)."""
+        if profile is not None and profile not in self.profiles:
+            raise InvalidInput(f"no profile called {profile!r}", code="unknown_profile")
+        args = [
+            device_id,
+            self._default_spec,
+            profile_spec(self.profiles.get(profile)) if profile is not None else "",
+            orjson.dumps(dict(labels)).decode() if labels is not None else "",
+            "",
+            self.stream_max,
+        ]
+        with translated():
+            reply = await self._put(keys=self.keys.observe_keys(device_id), args=args)
+        created = reply[-1] == "1"
+        record = await self._record(device_id)
+        if record is None:  # deleted meanwhile by another instance
+            raise NotFound(f"no device {device_id!r}")
+        await self.store.apply(Batch(upserts=[record]))
+        self._publish_device("created" if created else "updated", record)
+        return record, created
+
+    async def delete_device(self, device_id: str) -> None:
+        k = self.keys
+        with translated():
+            found = await self._delete(
+                keys=[
+                    k.device(device_id),
+                    k.attributes(device_id),
+                    k.deadlines,
+                    k.ids,
+                    k.dirty,
+                    k.counts,
+                ],
+                args=[device_id],
+            )
+        if not found:
+            raise NotFound(f"no device {device_id!r}")
+        await self.store.apply(Batch(deletes=[device_id]))
+        if self.broadcaster.subscribers:
+            raw = orjson.dumps({"type": DEVICE, "action": "deleted", "device_id": device_id})
+            self.broadcaster.publish_message(
+                DEVICE, lambda f: raw if f.matches_device(device_id, {}) else None
+            )
+
+    def _publish_device(self, action: str, record: DeviceRecord) -> None:
+        # Device messages reach this instance's subscribers only (docs/scale-out.md).
+        if not self.broadcaster.subscribers:
+            return
+        body = {
+            "type": DEVICE,
+            "action": action,
+            "device_id": record.id,
+            "device": device_json(record, self.profile(record.profile)),
+        }
+        raw = orjson.dumps(body)
+        labels = record.labels
+        self.broadcaster.publish_message(
+            DEVICE, lambda f: raw if f.matches_device(record.id, labels) else None
+        )
+
+    # ------------------------------------------------------------------ reads
+
+    async def _records(self, ids: Sequence[str]) -> tuple[list[DeviceRecord | None], float]:
+        """Devices as stored in Redis, and Redis's now, in one round trip."""
+        k = self.keys
+        with translated():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for device_id in ids:
+                    pipe.hgetall(k.device(device_id))
+                    pipe.hgetall(k.attributes(device_id))
+                pipe.time()
+                replies = await pipe.execute()
+        sec, usec = replies[-1]
+        now = int(sec) + int(usec) / 1_000_000
+        out: list[DeviceRecord | None] = []
+        for i, device_id in enumerate(ids):
+            h = replies[2 * i]
+            out.append(
+                record_from_hash(device_id, decode_hash(h), replies[2 * i + 1]) if h else None
+            )
+        return out, now
+
+    async def _record(self, device_id: str) -> DeviceRecord | None:
+        records, _ = await self._records([device_id])
+        return records[0]
+
+    def view(self, record: DeviceRecord, now: float) -> tuple[DeviceRecord, Profile]:
+        """Like the embedded hub's view: a device past its deadline that no sweeper has
+        reached yet is shown as the engine judges it now."""
+        profile = self.profile(record.profile)
+        deadline = next_deadline(record.state, profile)
+        if deadline is not None and deadline <= now:
+            state: DeviceState = advance(record.state, profile, now).state
+            record = replace(record, state=state)
+        return record, profile
+
+    async def read_device(self, device_id: str) -> tuple[DeviceRecord, Profile]:
+        records, now = await self._records([device_id])
+        record = records[0]
+        if record is None:
+            raise NotFound(f"no device {device_id!r}")
+        return self.view(record, now)
+
+    async def knows(self, device_id: str) -> bool:
+        with translated():
+            return bool(await self.redis.exists(self.keys.device(device_id)))
+
+    async def profile_of(self, device_id: str) -> Profile | None:
+        with translated():
+            name = await self.redis.hget(self.keys.device(device_id), "pn")
+        return None if name is None else self.profile(name)
+
+    async def device_count(self) -> int:
+        with translated():
+            return int(await self.redis.zcard(self.keys.ids))
+
+    async def current_seq(self) -> int:
+        with translated():
+            return int(await self.redis.get(self.keys.seq) or 0)
+
+    async def ready(self) -> str | None:
+        try:
+            async with asyncio.timeout(0.5):
+                await self.redis.ping()
+        except (*OUTAGE, Exception):
+            return "redis"
+        return None
+
+    async def _ids(self, after: str | None, limit: int) -> list[str]:
+        start = "(" + after if after is not None else "-"
+        with translated():
+            ids: list[str] = await self.redis.zrangebylex(
+                self.keys.ids, start, "+", start=0, num=limit
+            )
+        return ids
+
+    async def list_devices(
+        self, query: DeviceQuery
+    ) -> tuple[list[tuple[DeviceRecord, Profile]], str | None, int]:
+        """A page ordered by id. Filters apply to the current state; scanning stops at a
+        full page or after a bounded number of id pages (the cursor says where)."""
+        seq = await self.current_seq()
+        page: list[tuple[DeviceRecord, Profile]] = []
+        cursor = query.after
+        for _ in range(20):
+            ids = await self._ids(cursor, query.limit)
+            if not ids:
+                return page, None, seq
+            records, now = await self._records(ids)
+            for device_id, record in zip(ids, records, strict=True):
+                cursor = device_id
+                if record is None or not _matches(record, query):
+                    continue
+                viewed = self.view(record, now)
+                if query.status is not None and viewed[0].state.status is not query.status:
+                    continue
+                page.append(viewed)
+                if len(page) == query.limit:
+                    return page, cursor, seq
+            if len(ids) < query.limit:
+                return page, None, seq
+        return page, cursor, seq
+
+    async def read_snapshot(self, stream_filter: StreamFilter) -> tuple[int, list[dict[str, Any]]]:
+        seq = await self.current_seq()
+        devices: list[dict[str, Any]] = []
+        statuses = stream_filter.statuses
+        cursor: str | None = None
+        while True:
+            ids = await self._ids(cursor, _PAGE)
+            if not ids:
+                break
+            cursor = ids[-1]
+            records, now = await self._records(ids)
+            for record in records:
+                if record is None or not stream_filter.matches_device(record.id, record.labels):
+                    continue
+                viewed, profile = self.view(record, now)
+                if statuses and viewed.state.status not in statuses:
+                    continue
+                devices.append(device_json(viewed, profile))
+            if len(ids) < _PAGE:
+                break
+        return seq, devices
+
+    # ------------------------------------------------------------------ streams
+
+    async def open_stream(
+        self, stream_filter: StreamFilter, after: int | None
+    ) -> tuple[Subscriber, AsyncIterator[Message]]:
+        return await self.reader.open(stream_filter, after)
+
+
+def _matches(record: DeviceRecord, query: DeviceQuery) -> bool:
+    if query.profile is not None and record.profile != query.profile:
+        return False
+    return query.label is None or record.labels.get(query.label[0]) == query.label[1]
+
+
+__all__ = ["RedisHub", "Unavailable"]

@@ -9,7 +9,6 @@ wherever it happened.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("lastseen.scaleout")
 
 #: Milliseconds one XREAD blocks; the socket timeout must exceed it.
-BLOCK_MS = 1000
+BLOCK_MS = 500
 #: Entries read per call (bounds the memory of one burst).
 COUNT = 2000
 
@@ -53,13 +52,13 @@ class FanOut:
         stream = hub.keys.stream
         last = f"{seq}-0"
         try:
-            while True:
+            while not hub.stopping.is_set():
                 try:
                     reply = await self.client.xread({stream: last}, count=COUNT, block=BLOCK_MS)
                 except (*OUTAGE, rexc.RedisError) as exc:
                     hub.metrics.redis_errors.inc(1.0, "fanout")
                     log.warning("event=fanout_failed reason=%s", type(exc).__name__)
-                    await asyncio.sleep(0.2)
+                    await hub.pause(0.2)
                     continue
                 for _, entries in reply or ():
                     if not entries:
@@ -67,6 +66,8 @@ class FanOut:
                     last = entries[-1][0]
                     self.publish([event_from_entry(i, f) for i, f in entries if i.endswith("-0")])
         finally:
+            # Closes the connection a cancelled XREAD still holds, too.
+            await self.client.connection_pool.disconnect(inuse_connections=True)
             await self.client.aclose()
 
     def publish(self, events: list[tuple[EventRecord, dict[str, str]]]) -> None:

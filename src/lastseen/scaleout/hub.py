@@ -113,6 +113,9 @@ class RedisHub:
         self.reader = StreamReader(self)
         self._tasks: list[asyncio.Task[None]] = []
         self.stopped = False
+        #: Set at stop: the loops finish their current Redis call and end (cancelling
+        #: a call mid-flight would strand its connection).
+        self.stopping = asyncio.Event()
         self._default_spec = profile_spec(self.profiles.default)
 
     # ------------------------------------------------------------------ lifecycle
@@ -145,13 +148,29 @@ class RedisHub:
         if self.stopped:
             return
         self.stopped = True
+        self.stopping.set()
+        # The fan-out blocks in XREAD on its own connection and the pruner only
+        # touches the store: cancel those outright.
         for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            if task.get_name() in {"fanout", "pruner"}:
+                task.cancel()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=2.0)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         self.broadcaster.close_all()
         await self.outbox.release()
         await self.redis.aclose()
         await self.store.close()
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep, or return at once when the hub stops."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self.stopping.wait()
+        except TimeoutError:
+            pass
 
     def profile(self, name: str) -> Profile:
         if name in self.profiles:

@@ -24,7 +24,6 @@ or attributes moved without a transition (the ``dirty`` set: write-behind).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -77,22 +76,22 @@ class Outbox:
 
     async def run(self) -> None:
         backoff = 0.05
-        while True:
+        while not self.hub.stopping.is_set():
             try:
                 drained = await self.step()
                 backoff = 0.05
                 if not drained:
-                    await asyncio.sleep(0.1 if self.holder else LEASE_MS / 3000)
+                    await self.hub.pause(0.1 if self.holder else LEASE_MS / 3000)
             except (*OUTAGE, rexc.RedisError) as exc:
                 self.hub.metrics.redis_errors.inc(1.0, "outbox")
                 log.warning("event=outbox_redis_failed reason=%s", type(exc).__name__)
-                await asyncio.sleep(0.2)
+                await self.hub.pause(0.2)
             except LastseenError as exc:
                 # The store is down or refused: everything stays in Redis; retry.
                 self.hub.metrics.outbox_failures.inc()
                 log.warning("event=outbox_store_failed reason=%s", exc.code)
                 self._group_ready = False
-                await asyncio.sleep(backoff)
+                await self.hub.pause(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
 
     async def release(self) -> None:
@@ -123,8 +122,8 @@ class Outbox:
         entries = await self._read()
         current = int(await hub.redis.get(k.seq) or 0)
         dirty: list[str] = await hub.redis.spop(k.dirty, DIRTY_BATCH) or []
+        hub.outbox_backlog = max(0, current - self.committed)
         if not entries and not dirty:
-            hub.outbox_backlog = max(0, current - self.committed)
             return 0
         try:
             written = await self._commit(entries, dirty)

@@ -64,20 +64,20 @@ class Sweeper:
         return fired, claimed, float(reply[2]) if reply[2] else None, float(reply[3])
 
     async def run(self) -> None:
-        while True:
+        while not self.hub.stopping.is_set():
             try:
                 _, claimed, upcoming, now = await self.sweep()
                 await self._refresh_counts()
             except (*OUTAGE, rexc.RedisError) as exc:
                 self.hub.metrics.redis_errors.inc(1.0, "sweeper")
                 log.warning("event=sweep_failed reason=%s", type(exc).__name__)
-                await asyncio.sleep(0.2)
+                await self.hub.pause(0.2)
                 continue
             if claimed >= BATCH:
                 await asyncio.sleep(0)
                 continue
             delay = MAX_SLEEP if upcoming is None else min(max(upcoming - now, 0.001), MAX_SLEEP)
-            await asyncio.sleep(delay)
+            await self.hub.pause(delay)
 
     async def _refresh_counts(self) -> None:
         mono = time.monotonic()

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import Iterator
@@ -33,6 +34,16 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--config", {"help": "a TOML config file (profiles live there)"}),
     ("--redis", {"help": "Redis URL (scale-out mode)"}),
     ("--postgres", {"help": "PostgreSQL DSN (scale-out mode)"}),
+    ("--redis-prefix", {"help": "hash tag of this hub's Redis keys (default ls)"}),
+    (
+        "--redis-cluster",
+        {
+            "action": "store_const",
+            "const": True,
+            "help": "--redis is a Redis Cluster node (same as a redis+cluster:// URL)",
+        },
+    ),
+    ("--workers", {"help": "processes serving this port on this host (needs --redis)"}),
     ("--mqtt", {"help": "MQTT broker URL"}),
     ("--flush-interval", {"help": "seconds between last_seen write-behind flushes (default 1)"}),
     ("--log-level", {"help": "debug, info, warning or error (default info)"}),
@@ -137,15 +148,23 @@ def print_bootstrap_key(record: KeyRecord, secret: str, stream: TextIO | None = 
     )
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, *, reuse_port: bool = False) -> None:
     # Imported here so that `lastseen --help` stays fast.
     from lastseen.http.app import create_app
+    from lastseen.hub.api import HubAPI
     from lastseen.hub.core import Hub
+    from lastseen.security.service import Security
     from lastseen.store.sqlite import SQLiteStore
 
-    store = SQLiteStore(_prepare_data_dir(settings) / "lastseen.db")
-    hub = Hub(settings, store)
-    app = create_app(hub, on_bootstrap=print_bootstrap_key)
+    hub: HubAPI
+    security: Security | None = None
+    if settings.redis:
+        from lastseen.scaleout.serve import build
+
+        hub, security = build(settings, _prepare_data_dir(settings), print_bootstrap_key)
+    else:
+        hub = Hub(settings, SQLiteStore(_prepare_data_dir(settings) / "lastseen.db"))
+    app = create_app(hub, on_bootstrap=print_bootstrap_key, security=security)
     tls = settings.tls_cert is not None
     config = uvicorn.Config(
         app,
@@ -182,9 +201,57 @@ async def _serve(settings: Settings) -> None:
         settings.default_profile.stale_after,
         settings.default_profile.offline_after,
     )
-    await server.serve()
+    await server.serve(sockets=[_shared_socket(settings)] if reuse_port else None)
     if server.started is False and not server.should_exit:
         raise SystemExit(1)
+
+
+def _shared_socket(settings: Settings) -> socket.socket:
+    """A listening socket several worker processes bind at once (SO_REUSEPORT): the
+    kernel spreads connections over them."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        settings.host, settings.port, type=socket.SOCK_STREAM
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    sock.listen(2048)
+    sock.set_inheritable(False)
+    return sock
+
+
+def _run_workers(settings: Settings, loop_factory: Any) -> int:
+    """``--workers N``: N forked processes, each a full shared-hub instance on the same
+    port. The parent forwards SIGTERM/SIGINT and exits with the worst exit status."""
+    children: list[int] = []
+    for _ in range(settings.workers):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 0
+            try:
+                with asyncio.Runner(loop_factory=loop_factory) as runner:
+                    runner.run(_serve(settings, reuse_port=True))
+            except ConfigError as exc:
+                print(f"lastseen: {exc.message}", file=sys.stderr)
+                code = 2
+            except BaseException:
+                code = 1
+            os._exit(code)
+        children.append(pid)
+
+    def forward(sig: int, frame: FrameType | None) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, sig)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    worst = 0
+    for child in children:
+        _, status = os.waitpid(child, 0)
+        worst = max(worst, os.waitstatus_to_exitcode(status) & 0xFF)
+    return worst
 
 
 def _check_tls(settings: Settings) -> None:
@@ -211,10 +278,9 @@ def run(args: argparse.Namespace) -> int:
     }
     try:
         settings = load_settings(flags)
-        if settings.redis or settings.postgres or settings.mqtt:
+        if settings.mqtt:
             raise ConfigError(
-                "--redis, --postgres and --mqtt (scale-out and MQTT) are not available in "
-                "this version; run without them for the embedded hub"
+                "--mqtt is not available in this version; run without it for HTTP ingestion"
             )
         _check_tls(settings)
     except ConfigError as exc:
@@ -227,6 +293,8 @@ def run(args: argparse.Namespace) -> int:
         loop_factory: Any = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is absent on Windows
         loop_factory = None
+    if settings.workers > 1:
+        return _run_workers(settings, loop_factory)
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(_serve(settings))

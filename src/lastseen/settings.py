@@ -215,7 +215,9 @@ def _parse_redis_url(name: str, raw: Any) -> str:
 def _parse_redis_prefix(name: str, raw: Any) -> str:
     value = _parse_text(name, raw)
     if len(value) > 64 or any(c in value for c in "{} \t\n"):
-        raise ConfigError(f"{name}: expected 1-64 characters without braces or spaces, got {value!r}")
+        raise ConfigError(
+            f"{name}: expected 1-64 characters without braces or spaces, got {value!r}"
+        )
     return str(value)
 
 

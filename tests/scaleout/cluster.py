@@ -4,6 +4,7 @@ tests, or a real 3-master cluster on loopback ports."""
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,23 +18,41 @@ from lastseen.testing import free_port
 def _wait_ping(port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        client = redis.Redis(port=port, socket_timeout=0.5)
         try:
-            if redis.Redis(port=port, socket_timeout=0.5).ping():
+            if client.ping():
                 return
         except redis.RedisError:
             time.sleep(0.05)
+        finally:
+            client.close()
     raise RuntimeError(f"redis-server on {port} did not answer")
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and valid too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 class RedisServer:
     """A private ``redis-server`` with AOF on (so a restart keeps acknowledged state)."""
 
-    def __init__(self, directory: Path, *extra: str) -> None:
+    def __init__(self, directory: Path, *extra: str, port: int | None = None) -> None:
         if shutil.which("redis-server") is None:
             pytest.skip("redis-server is not installed")
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -71,10 +90,13 @@ class RedisCluster:
         self.nodes = [
             RedisServer(
                 directory / f"node{i}",
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", str(directory / f"node{i}" / "nodes.conf"),
-                "--appendonly", "no",
-            )  # fmt: skip
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(directory / f"node{i}" / "nodes.conf"),
+                "--appendonly",
+                "no",
+            )
             for i in range(3)
         ]
 
@@ -97,9 +119,13 @@ class RedisCluster:
         )  # fmt: skip
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            info = redis.Redis(port=self.nodes[0].port).execute_command("CLUSTER INFO")
-            text = info.decode() if isinstance(info, bytes) else str(info)
-            if "cluster_state:ok" in text:
+            info = subprocess.run(
+                ["redis-cli", "-p", str(self.nodes[0].port), "cluster", "info"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout
+            if "cluster_state:ok" in info:
                 return
             time.sleep(0.1)
         raise RuntimeError("the cluster did not become ok")

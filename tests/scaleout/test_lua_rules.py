@@ -150,16 +150,15 @@ def test_a_late_heartbeat_records_the_timeouts_first(
     client: redis.Redis, redis_prefix: str
 ) -> None:
     beat = Observation(Source.HEARTBEAT)
-    expected, actual, state, lua_state = run_both(
-        client, redis_prefix, [(0.0, beat), (35.0, beat)]
-    )
+    expected, actual, state, lua_state = run_both(client, redis_prefix, [(0.0, beat), (35.0, beat)])
     assert [(t.to_status, t.at) for t in actual] == [
         (Status.ONLINE, T0),
         (Status.STALE, T0 + 10),
         (Status.OFFLINE, T0 + 30),
         (Status.ONLINE, T0 + 35),
     ]
-    assert actual == expected and lua_state == state
+    assert actual == expected
+    assert lua_state == state
 
 
 def test_an_old_sessions_last_will_is_ignored(client: redis.Redis, redis_prefix: str) -> None:
@@ -172,4 +171,5 @@ def test_an_old_sessions_last_will_is_ignored(client: redis.Redis, redis_prefix:
         ],
     )
     assert [t.to_status for t in actual] == [Status.ONLINE]
-    assert actual == expected and lua_state.session == 2
+    assert actual == expected
+    assert lua_state.session == 2

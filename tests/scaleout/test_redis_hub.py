@@ -36,9 +36,11 @@ async def test_a_heartbeat_on_one_instance_is_seen_at_once_on_another(
     assert result.state.status is Status.ONLINE
     record, profile = await b.read_device("pi-1")
     assert record.state.status is Status.ONLINE
-    assert record.attributes == {"fw": "1.4"} and record.metrics == {"temp": 41.5}
+    assert record.attributes == {"fw": "1.4"}
+    assert record.metrics == {"temp": 41.5}
     assert profile.name == "default"
-    assert await b.knows("pi-1") and not await b.knows("pi-2")
+    assert await b.knows("pi-1")
+    assert not await b.knows("pi-2")
     assert await b.device_count() == 1
     assert await b.current_seq() == 1
 
@@ -116,15 +118,20 @@ async def test_devices_are_registered_listed_and_deleted_everywhere(
     a = await make_redis_hub(background=False)
     b = await make_redis_hub(background=False)
     record, created = await a.put_device("gw-1", profile="slow", labels={"site": "north"})
-    assert created and record.profile == "slow" and record.state.status is Status.UNKNOWN
+    assert created
+    assert record.profile == "slow"
+    assert record.state.status is Status.UNKNOWN
     assert (await a.store.get_device("gw-1")) is not None  # admin writes go to the store
     _, again = await b.put_device("gw-1", labels={"site": "south"})
     assert not again
     await b.heartbeat("gw-2")
     page, cursor, seq = await b.list_devices(DeviceQuery(limit=1))
-    assert [r.id for r, _ in page] == ["gw-1"] and cursor == "gw-1" and seq == 1
+    assert [r.id for r, _ in page] == ["gw-1"]
+    assert cursor == "gw-1"
+    assert seq == 1
     page, cursor, _ = await b.list_devices(DeviceQuery(after="gw-1"))
-    assert [r.id for r, _ in page] == ["gw-2"] and cursor is None
+    assert [r.id for r, _ in page] == ["gw-2"]
+    assert cursor is None
     online, _, _ = await a.list_devices(DeviceQuery(status=Status.ONLINE))
     assert [r.id for r, _ in online] == ["gw-2"]
     labelled, _, _ = await a.list_devices(DeviceQuery(label=("site", "south")))
@@ -155,7 +162,8 @@ async def test_unknown_devices_and_oversized_attributes_change_nothing(
         await a.heartbeat("full", attributes={"one-more": 1})
     assert refused.value.code == "too_many_attributes"
     results = await a.heartbeats([("full", {"x": 1}, None), ("fine", {"x": 1}, None)])
-    assert isinstance(results[0], InvalidInput) and not isinstance(results[1], InvalidInput)
+    assert isinstance(results[0], InvalidInput)
+    assert not isinstance(results[1], InvalidInput)
 
 
 async def test_redis_down_answers_unavailable_quickly(

@@ -31,13 +31,9 @@ def until(check: Callable[[], bool], timeout: float = 20.0, what: str = "conditi
         time.sleep(0.05)
 
 
-def instances(
-    tmp_path: Path, url: str, prefix: str, count: int, *args: str
-) -> list[HubProcess]:
+def instances(tmp_path: Path, url: str, prefix: str, count: int, *args: str) -> list[HubProcess]:
     data = tmp_path / "data"  # one SQLite store shared by the instances on this host
-    hubs = [
-        HubProcess(data, "--redis", url, "--redis-prefix", prefix, *args) for _ in range(count)
-    ]
+    hubs = [HubProcess(data, "--redis", url, "--redis-prefix", prefix, *args) for _ in range(count)]
     for i, hub in enumerate(hubs):
         hub.log_path = tmp_path / f"instance-{i}.log"
         hub.start()
@@ -93,7 +89,8 @@ def test_a_heartbeat_on_one_instance_is_seen_at_once_on_every_other(
         for i, device in enumerate(devices):
             writer = clients[i % 3]
             ack = writer.post(f"/v1/devices/{device}/heartbeat", json={})
-            assert ack.status_code == 200 and ack.json()["status"] == "online"
+            assert ack.status_code == 200
+            assert ack.json()["status"] == "online"
             for reader in clients:  # right after the ack, every instance agrees
                 seen = reader.get(f"/v1/devices/{device}")
                 assert seen.status_code == 200
@@ -109,7 +106,8 @@ def test_a_heartbeat_on_one_instance_is_seen_at_once_on_every_other(
         for device in devices:  # caused on A and B too, and timeouts fired anywhere
             assert {(device, "online"), (device, "stale"), (device, "offline")} <= got
         seqs = [e["seq"] for e in subscriber.events]
-        assert seqs == sorted(seqs) and len(seqs) == len(set(seqs)) == 3 * len(devices)
+        assert seqs == sorted(seqs)
+        assert len(seqs) == len(set(seqs)) == 3 * len(devices)
         # Resuming on another instance gets exactly what was missed.
         with clients[0].stream("GET", "/v1/stream", params={"after": seqs[-4]}) as answer:
             resumed = []

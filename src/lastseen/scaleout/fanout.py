@@ -67,7 +67,9 @@ class FanOut:
                     self.publish([event_from_entry(i, f) for i, f in entries if i.endswith("-0")])
         finally:
             # Closes the connection a cancelled XREAD still holds, too.
-            await self.client.connection_pool.disconnect(inuse_connections=True)
+            pool = getattr(self.client, "connection_pool", None)  # a cluster has one per node
+            if pool is not None:
+                await pool.disconnect(inuse_connections=True)
             await self.client.aclose()
 
     def publish(self, events: list[tuple[EventRecord, dict[str, str]]]) -> None:

@@ -43,12 +43,11 @@ from lastseen.presence import (
 from lastseen.retention import prune_forever
 from lastseen.scaleout import lua
 from lastseen.scaleout.codec import (
-    decode_hash,
     profile_spec,
     record_from_hash,
     state_from_reply,
 )
-from lastseen.scaleout.connection import OUTAGE, connect, translated
+from lastseen.scaleout.connection import OUTAGE, connect, is_cluster, translated
 from lastseen.scaleout.fanout import FanOut
 from lastseen.scaleout.instruments import ScaleoutMetrics
 from lastseen.scaleout.keys import Keys
@@ -66,6 +65,8 @@ log = logging.getLogger("lastseen.scaleout")
 STREAM_MAX = 1_000_000
 #: Ids fetched per round trip when listing or snapshotting.
 _PAGE = 500
+#: Script calls in flight at once for a batch on a cluster.
+_CLUSTER_CONCURRENCY = 64
 
 
 class RedisHub:
@@ -90,10 +91,10 @@ class RedisHub:
         self.started_at = time.time()
         self.keys = Keys(prefix)
         self.redis_url = redis_url
-        self.cluster = cluster
+        self.cluster = cluster or is_cluster(redis_url)
         self.stream_max = stream_max
         self.background = background
-        self.redis: Any = connect(redis_url, cluster=cluster)
+        self.redis: Any = connect(redis_url, cluster=self.cluster)
         self.metrics = ScaleoutMetrics(self)
         self.broadcaster = Broadcaster(
             replay_size=settings.replay_buffer,
@@ -104,6 +105,7 @@ class RedisHub:
         self._put = self.redis.register_script(lua.PUT)
         self._delete = self.redis.register_script(lua.DELETE)
         self._seed = self.redis.register_script(lua.SEED_SEQ)
+        self._read = self.redis.register_script(lua.READ)
         self.status_counts: dict[str, int] = dict.fromkeys((s.value for s in Status), 0)
         self.published_seq = 0
         self.outbox_backlog = 0
@@ -256,14 +258,28 @@ class RedisHub:
     async def heartbeats(self, items: Sequence[BatchItem]) -> list[BeatResult | InvalidInput]:
         """A batch in one pipelined round trip; each item is its own atomic script."""
         observation = Observation(Source.HEARTBEAT)
+        calls = [
+            (
+                self.keys.observe_keys(device_id),
+                self._observe_args(device_id, observation, True, a, m),
+            )
+            for device_id, a, m in items
+        ]
         with translated():
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for device_id, attributes, metrics in items:
-                    args = self._observe_args(device_id, observation, True, attributes, metrics)
-                    await self._observe(
-                        keys=self.keys.observe_keys(device_id), args=args, client=pipe
+            if self.cluster:
+                # A cluster pipeline refuses scripts: concurrent calls, a bounded number
+                # in flight (each still one atomic script).
+                replies: list[Any] = []
+                for start in range(0, len(calls), _CLUSTER_CONCURRENCY):
+                    chunk = calls[start : start + _CLUSTER_CONCURRENCY]
+                    replies += await asyncio.gather(
+                        *(self._observe(keys=k, args=a) for k, a in chunk)
                     )
-                replies = await pipe.execute(raise_on_error=True) if items else []
+            else:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for keys, args in calls:
+                        await self._observe(keys=keys, args=args, client=pipe)
+                    replies = await pipe.execute() if calls else []
         results: list[BeatResult | InvalidInput] = []
         for (device_id, _, _), reply in zip(items, replies, strict=True):
             try:
@@ -352,20 +368,19 @@ class RedisHub:
         """Devices as stored in Redis, and Redis's now, in one round trip."""
         k = self.keys
         with translated():
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for device_id in ids:
-                    pipe.hgetall(k.device(device_id))
-                    pipe.hgetall(k.attributes(device_id))
-                pipe.time()
-                replies = await pipe.execute()
-        sec, usec = replies[-1]
-        now = int(sec) + int(usec) / 1_000_000
+            replies = await self._read(
+                keys=[k.ids], args=[k.device_prefix, k.attributes_prefix, *ids]
+            )
+        now = int(replies[0]) + int(replies[1]) / 1_000_000
         out: list[DeviceRecord | None] = []
         for i, device_id in enumerate(ids):
-            h = replies[2 * i]
-            out.append(
-                record_from_hash(device_id, decode_hash(h), replies[2 * i + 1]) if h else None
-            )
+            flat, attributes = replies[2 + 2 * i], replies[3 + 2 * i]
+            if not flat:
+                out.append(None)
+                continue
+            h = dict(zip(flat[::2], flat[1::2], strict=True))
+            attrs = dict(zip(attributes[::2], attributes[1::2], strict=True))
+            out.append(record_from_hash(device_id, h, attrs))
         return out, now
 
     async def _record(self, device_id: str) -> DeviceRecord | None:

@@ -36,6 +36,10 @@ class Keys:
         return f"{self.tag}:a:{device_id}"
 
     @property
+    def attributes_prefix(self) -> str:
+        return f"{self.tag}:a:"
+
+    @property
     def deadlines(self) -> str:
         """Sorted set: device id scored by its next deadline."""
         return f"{self.tag}:deadlines"

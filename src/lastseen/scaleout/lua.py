@@ -355,3 +355,17 @@ local floor = tonumber(ARGV[1])
 if floor > cur then redis.call('SET', KEYS[1], ARGV[1]); return floor end
 return cur
 """
+
+#: Read devices and Redis's now in one call (one consistent moment, and one round
+#: trip on a cluster too, where pipelines cannot carry TIME). KEYS: any key of the
+#: hub (routes the call to its slot). ARGV: device key prefix, attributes key prefix,
+#: then ids. Returns {sec, usec, then per id: its hash flattened, its attributes}.
+READ = r"""
+local t = redis.call('TIME')
+local out = {t[1], t[2]}
+for i = 3, #ARGV do
+  out[#out + 1] = redis.call('HGETALL', ARGV[1] .. ARGV[i])
+  out[#out + 1] = redis.call('HGETALL', ARGV[2] .. ARGV[i])
+end
+return out
+"""

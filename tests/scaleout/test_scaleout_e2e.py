@@ -212,3 +212,24 @@ def test_redis_restart_answers_503_then_recovers_by_itself(tmp_path: Path) -> No
     finally:
         hub.stop()
         server.stop()
+
+
+def test_workers_share_one_port_and_one_state(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    [hub] = instances(tmp_path, redis_url, redis_prefix, 1, "--workers", "3")
+    try:
+        assert hub.proc is not None
+        pid = hub.proc.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        assert len(children) == 3
+        for i in range(30):
+            # A new connection each time: the kernel spreads them over the workers.
+            answer = httpx.post(f"{hub.url}/v1/devices/w-{i}/heartbeat", timeout=5)
+            assert answer.status_code == 200
+            read = httpx.get(f"{hub.url}/v1/devices/w-{i}", timeout=5)
+            assert read.json()["status"] == "online"
+        listed = httpx.get(f"{hub.url}/v1/devices", params={"limit": 100}, timeout=5).json()
+        assert len(listed["devices"]) == 30
+    finally:
+        assert hub.stop() == 0

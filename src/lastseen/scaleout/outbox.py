@@ -25,6 +25,7 @@ or attributes moved without a transition (the ``dirty`` set: write-behind).
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,7 @@ class Outbox:
         self.committed = 0
         self._group_ready = False
         self.holder = False
+        self._flushed_at = 0.0
 
     async def run(self) -> None:
         backoff = 0.05
@@ -121,7 +123,15 @@ class Outbox:
             self._group_ready = True
         entries = await self._read()
         current = int(await hub.redis.get(k.seq) or 0)
-        dirty: list[str] = await hub.redis.spop(k.dirty, DIRTY_BATCH) or []
+        dirty: list[str] = []
+        mono = time.monotonic()
+        if mono - self._flushed_at >= hub.settings.flush_interval:
+            # Write-behind of last_seen/attributes: once per flush interval, like the
+            # embedded hub, never per heartbeat.
+            self._flushed_at = mono
+            dirty = await hub.redis.spop(k.dirty, DIRTY_BATCH) or []
+            if len(dirty) == DIRTY_BATCH:
+                self._flushed_at = 0.0  # more waiting: take the next batch at once
         hub.outbox_backlog = max(0, current - self.committed)
         if not entries and not dirty:
             return 0

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from redis import exceptions as rexc
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 
 from lastseen.errors import Unavailable
@@ -23,6 +23,8 @@ from lastseen.errors import Unavailable
 COMMAND_TIMEOUT = 0.5
 
 Client = Redis | RedisCluster
+#: Connections one client keeps to one server at most.
+MAX_CONNECTIONS = 64
 
 
 def is_cluster(url: str) -> bool:
@@ -38,8 +40,13 @@ def connect(url: str, *, timeout: float = COMMAND_TIMEOUT, cluster: bool = False
     }
     if cluster or is_cluster(url):
         plain = url.replace("+cluster", "", 1)
-        return RedisCluster.from_url(plain, **options)
-    return Redis.from_url(url, retry_on_timeout=False, **options)
+        return RedisCluster.from_url(plain, max_connections=MAX_CONNECTIONS, **options)
+    # A blocking pool: a burst of requests waits (at most ``timeout``) for one of a
+    # bounded number of connections instead of failing or opening thousands.
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=MAX_CONNECTIONS, timeout=timeout, **options
+    )
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 #: What a Redis outage looks like to redis-py.

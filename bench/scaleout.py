@@ -121,8 +121,8 @@ def detection_lag(hubs: list[HubProcess], devices: int) -> dict[str, float]:
     if not lags:
         return {"p50_ms": float("nan"), "p99_ms": float("nan"), "max_ms": float("nan")}
     return {
-        "p50_ms": percentile(lags, 50) * 1000,
-        "p99_ms": percentile(lags, 99) * 1000,
+        "p50_ms": percentile(lags, 0.5) * 1000,
+        "p99_ms": percentile(lags, 0.99) * 1000,
         "max_ms": max(lags) * 1000,
         "received": float(len(lags)),
     }

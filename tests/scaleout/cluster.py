@@ -96,6 +96,7 @@ class RedisCluster:
                 str(directory / f"node{i}" / "nodes.conf"),
                 "--appendonly",
                 "no",
+                port=_cluster_port(),
             )
             for i in range(3)
         ]

@@ -42,6 +42,7 @@ from lastseen.presence import (
 )
 from lastseen.retention import prune_forever
 from lastseen.scaleout import lua
+from lastseen.scaleout.coalesce import Coalescer
 from lastseen.scaleout.codec import (
     profile_spec,
     record_from_hash,
@@ -106,6 +107,8 @@ class RedisHub:
         self._delete = self.redis.register_script(lua.DELETE)
         self._seed = self.redis.register_script(lua.SEED_SEQ)
         self._read = self.redis.register_script(lua.READ)
+        # Pipelines cannot carry scripts on a cluster: there, each call goes alone.
+        self._coalescer = None if self.cluster else Coalescer(self.redis, self._observe)
         self.status_counts: dict[str, int] = dict.fromkeys((s.value for s in Status), 0)
         self.published_seq = 0
         self.outbox_backlog = 0
@@ -232,7 +235,10 @@ class RedisHub:
             raise ValueError("a manual observation needs a target status other than unknown")
         args = self._observe_args(device_id, observation, register, attributes, metrics)
         with translated():
-            reply = await self._observe(keys=self.keys.observe_keys(device_id), args=args)
+            if self._coalescer is not None:
+                reply = await self._coalescer.call(self.keys.observe_keys(device_id), args)
+            else:
+                reply = await self._observe(keys=self.keys.observe_keys(device_id), args=args)
         return self._result(device_id, reply)
 
     async def heartbeat(

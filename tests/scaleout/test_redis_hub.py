@@ -14,7 +14,7 @@ import pytest
 from lastseen.errors import InvalidInput, NotFound, Unavailable
 from lastseen.hub.broadcast import RESET, TRANSITION, StreamFilter
 from lastseen.presence import Observation, Reason, Source, Status
-from lastseen.store import DeviceQuery
+from lastseen.store import Batch, DeviceQuery
 from tests.scaleout.conftest import FlakyStore, RedisHubFactory
 
 pytestmark = pytest.mark.anyio
@@ -205,3 +205,26 @@ async def test_a_store_outage_buffers_presence_in_redis_then_drains(
     events = await store.events(0, 1000)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert (await store.get_device("s49")) is not None
+
+
+async def test_a_redis_that_lost_its_data_is_refilled_from_the_store(
+    make_redis_hub: RedisHubFactory,
+) -> None:
+    a = await make_redis_hub(background=False)
+    await a.put_device("kept", profile="slow", labels={"site": "north"})
+    await a.heartbeat("kept", attributes={"fw": "2"})
+    before, _ = await a.read_device("kept")
+    await a.store.apply(Batch(upserts=[before]))  # what the outbox would have written
+    keys = [key async for key in a.redis.scan_iter(match=a.keys.tag + "*")]
+    await a.redis.delete(*keys)  # Redis restarted without persistence
+    b = await make_redis_hub(background=False, store=a.store)
+    record, profile = await b.read_device("kept")
+    assert (record.profile, profile.name, dict(record.labels)) == (
+        "slow",
+        "slow",
+        {"site": "north"},
+    )
+    assert record.attributes == {"fw": "2"}
+    assert record.state == before.state
+    assert await b.redis.zscore(b.keys.deadlines, "kept") is not None
+    assert await b.current_seq() == await a.store.last_seq()

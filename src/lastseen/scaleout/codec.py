@@ -104,3 +104,36 @@ def event_from_entry(
     )
     labels: dict[str, str] = orjson.loads(f.get("l", "{}"))
     return EventRecord(seq_of(entry_id), f["d"], transition), labels
+
+
+def hash_fields(record: DeviceRecord, profile: Profile) -> list[str]:
+    """A stored device as the fields of its Redis hash (the inverse of
+    ``record_from_hash``)."""
+    s = record.state
+    fields = {
+        "st": s.status.value,
+        "si": repr(s.since),
+        "fl": ",".join(repr(t) for t in s.flaps),
+        "fp": "1" if s.flapping else "0",
+        "pn": profile.name,
+        "sa": repr(profile.stale_after),
+        "oa": repr(profile.offline_after),
+        "ft": str(profile.flap_threshold),
+        "fw": repr(profile.flap_window),
+        "lb": orjson.dumps(dict(record.labels)).decode(),
+        "mt": orjson.dumps(dict(record.metrics)).decode(),
+        "ca": repr(record.created_at),
+        "ua": repr(record.updated_at),
+    }
+    optional = {
+        "ls": s.last_seen,
+        "lo": s.last_own,
+        "an": s.anchor,
+        "rs": s.reason.value if s.reason else None,
+        "so": s.source.value if s.source else None,
+        "se": s.session,
+    }
+    for key, value in optional.items():
+        if value is not None:
+            fields[key] = value if isinstance(value, str) else repr(value)
+    return [item for pair in fields.items() for item in pair]

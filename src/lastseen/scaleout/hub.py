@@ -44,6 +44,7 @@ from lastseen.retention import prune_forever
 from lastseen.scaleout import lua
 from lastseen.scaleout.coalesce import Coalescer
 from lastseen.scaleout.codec import (
+    hash_fields,
     profile_spec,
     record_from_hash,
     state_from_reply,
@@ -107,6 +108,7 @@ class RedisHub:
         self._delete = self.redis.register_script(lua.DELETE)
         self._seed = self.redis.register_script(lua.SEED_SEQ)
         self._read = self.redis.register_script(lua.READ)
+        self._restore_script = self.redis.register_script(lua.RESTORE)
         # Pipelines cannot carry scripts on a cluster: there, each call goes alone.
         self._coalescer = None if self.cluster else Coalescer(self.redis, self._observe)
         self.status_counts: dict[str, int] = dict.fromkeys((s.value for s in Status), 0)
@@ -133,7 +135,8 @@ class RedisHub:
         with translated():
             seq = int(await self._seed(keys=[self.keys.seq], args=[floor]))
         self.published_seq = seq
-        log.info("event=started mode=redis seq=%d store_seq=%d", seq, floor)
+        restored = await self._restore()
+        log.info("event=started mode=redis seq=%d store_seq=%d restored=%d", seq, floor, restored)
         if not self.background:
             return
         loop = asyncio.get_running_loop()
@@ -148,6 +151,44 @@ class RedisHub:
                 name="pruner",
             ),
         ]
+
+    async def _restore(self) -> int:
+        """A Redis without devices while the store has some lost its data (no AOF, a
+        new server): put the stored devices back, profiles and labels included, so
+        their deadlines run again. Devices already in Redis are never overwritten."""
+        with translated():
+            if await self.redis.zcard(self.keys.ids):
+                return 0
+        restored = 0
+        k = self.keys
+        for record in await self.store.load_devices():
+            profile = self.profile(record.profile)
+            fields = hash_fields(record, profile)
+            deadline = next_deadline(record.state, profile)
+            attributes = [
+                item for key, v in record.attributes.items() for item in (key, orjson.dumps(v))
+            ]
+            with translated():
+                restored += await self._restore_script(
+                    keys=[
+                        k.device(record.id),
+                        k.attributes(record.id),
+                        k.deadlines,
+                        k.ids,
+                        k.counts,
+                    ],
+                    args=[
+                        record.id,
+                        len(fields) // 2,
+                        *fields,
+                        "" if deadline is None else repr(deadline),
+                        record.state.status.value,
+                        *attributes,
+                    ],
+                )
+        if restored:
+            log.warning("event=redis_restored devices=%d reason=redis_had_no_devices", restored)
+        return restored
 
     async def stop(self) -> None:
         if self.stopped:

@@ -369,3 +369,25 @@ for i = 3, #ARGV do
 end
 return out
 """
+
+#: Put one device from the durable store back into a Redis that has lost it (start-up
+#: after Redis lost its data). Never overwrites: a device already in Redis is newer.
+#: KEYS: device, attributes, deadlines, ids, counts. ARGV: id, n, n field/value pairs,
+#: deadline or '', status, then attribute pairs.
+RESTORE = r"""
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local n = tonumber(ARGV[2])
+local fields = {}
+for i = 3, 2 + 2 * n do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(fields))
+local rest = 3 + 2 * n
+if ARGV[rest] ~= '' then redis.call('ZADD', KEYS[3], ARGV[rest], ARGV[1]) end
+redis.call('ZADD', KEYS[4], 0, ARGV[1])
+redis.call('HINCRBY', KEYS[5], ARGV[rest + 1], 1)
+if #ARGV > rest + 1 then
+  local attrs = {}
+  for i = rest + 2, #ARGV do attrs[#attrs + 1] = ARGV[i] end
+  redis.call('HSET', KEYS[2], unpack(attrs))
+end
+return 1
+"""

@@ -9,10 +9,11 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+import orjson
 import pytest
 
 from lastseen.errors import InvalidInput, NotFound, Unavailable
-from lastseen.hub.broadcast import RESET, TRANSITION, StreamFilter
+from lastseen.hub.broadcast import DEVICE, RESET, TRANSITION, StreamFilter
 from lastseen.presence import Observation, Reason, Source, Status
 from lastseen.store import Batch, DeviceQuery
 from tests.scaleout.conftest import FlakyStore, RedisHubFactory
@@ -54,11 +55,11 @@ async def test_timeouts_fire_exactly_once_with_two_instances_sweeping(
     await a.heartbeats([(i, None, None) for i in ids])
     await asyncio.gather(*(a.put_device(i, profile="default") for i in ids[:1]))
 
-    async def all_offline() -> bool:
-        return (await a.redis.xlen(a.keys.stream)) >= 3 * len(ids)
+    async def all_offline() -> bool:  # the one device message is in the stream too
+        return (await a.redis.xlen(a.keys.stream)) >= 3 * len(ids) + 1
 
     await until(all_offline)
-    entries = await a.redis.xrange(a.keys.stream, "-", "+")
+    entries = [e for e in await a.redis.xrange(a.keys.stream, "-", "+") if e[0].endswith("-0")]
     seqs = [int(i.split("-")[0]) for i, _ in entries]
     assert seqs == list(range(1, 3 * len(ids) + 1))
     pairs = [(f["d"], f["t"]) for _, f in entries]
@@ -228,3 +229,19 @@ async def test_a_redis_that_lost_its_data_is_refilled_from_the_store(
     assert record.state == before.state
     assert await b.redis.zscore(b.keys.deadlines, "kept") is not None
     assert await b.current_seq() == await a.store.last_seq()
+
+
+async def test_device_messages_reach_subscribers_of_every_instance(
+    make_redis_hub: RedisHubFactory,
+) -> None:
+    a = await make_redis_hub()
+    b = await make_redis_hub()
+    subscriber, _ = await b.open_stream(StreamFilter(), None)
+    await a.put_device("gw-9", profile="slow", labels={"site": "east"})
+    await a.delete_device("gw-9")
+    kinds = []
+    for _ in range(2):
+        message = await subscriber.get(timeout=5.0)
+        assert message is not None
+        kinds.append((message[0], orjson.loads(message[2])["action"]))
+    assert kinds == [(DEVICE, "created"), (DEVICE, "deleted")]

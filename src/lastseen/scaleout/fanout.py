@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from redis import exceptions as rexc
 
-from lastseen.hub.broadcast import WireEvent
+from lastseen.hub.broadcast import DEVICE, WireEvent
 from lastseen.presence import Source
 from lastseen.scaleout.codec import event_from_entry
 from lastseen.scaleout.connection import OUTAGE, connect
@@ -64,13 +64,33 @@ class FanOut:
                     if not entries:
                         continue
                     last = entries[-1][0]
-                    self.publish([event_from_entry(i, f) for i, f in entries if i.endswith("-0")])
+                    events = []
+                    for entry_id, fields in entries:
+                        if entry_id.endswith("-0"):
+                            events.append(event_from_entry(entry_id, fields))
+                            continue
+                        self.publish(events)  # in stream order around device messages
+                        events = []
+                        self.publish_device(fields)
+                    self.publish(events)
         finally:
             # Closes the connection a cancelled XREAD still holds, too.
             pool = getattr(self.client, "connection_pool", None)  # a cluster has one per node
             if pool is not None:
                 await pool.disconnect(inuse_connections=True)
             await self.client.aclose()
+
+    def publish_device(self, fields: Mapping[str, str]) -> None:
+        """A device created/updated/deleted on any instance, to local subscribers."""
+        broadcaster = self.hub.broadcaster
+        if not broadcaster.subscribers:
+            return
+        raw = fields["m"].encode()
+        device_id = fields["d"]
+        labels: dict[str, str] = orjson.loads(fields.get("l", "{}"))
+        broadcaster.publish_message(
+            DEVICE, lambda f: raw if f.matches_device(device_id, labels) else None
+        )
 
     def publish(self, events: list[tuple[EventRecord, dict[str, str]]]) -> None:
         hub = self.hub

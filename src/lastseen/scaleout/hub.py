@@ -109,6 +109,7 @@ class RedisHub:
         self._seed = self.redis.register_script(lua.SEED_SEQ)
         self._read = self.redis.register_script(lua.READ)
         self._restore_script = self.redis.register_script(lua.RESTORE)
+        self._device_message = self.redis.register_script(lua.DEVICE_MESSAGE)
         # Pipelines cannot carry scripts on a cluster: there, each call goes alone.
         self._coalescer = None if self.cluster else Coalescer(self.redis, self._observe)
         self.status_counts: dict[str, int] = dict.fromkeys((s.value for s in Status), 0)
@@ -367,7 +368,13 @@ class RedisHub:
         if record is None:  # deleted meanwhile by another instance
             raise NotFound(f"no device {device_id!r}")
         await self.store.apply(Batch(upserts=[record]))
-        self._publish_device("created" if created else "updated", record)
+        body = {
+            "type": DEVICE,
+            "action": "created" if created else "updated",
+            "device_id": device_id,
+            "device": device_json(record, self.profile(record.profile)),
+        }
+        await self._publish_device(device_id, body, record.labels)
         return record, created
 
     async def delete_device(self, device_id: str) -> None:
@@ -387,27 +394,24 @@ class RedisHub:
         if not found:
             raise NotFound(f"no device {device_id!r}")
         await self.store.apply(Batch(deletes=[device_id]))
-        if self.broadcaster.subscribers:
-            raw = orjson.dumps({"type": DEVICE, "action": "deleted", "device_id": device_id})
-            self.broadcaster.publish_message(
-                DEVICE, lambda f: raw if f.matches_device(device_id, {}) else None
-            )
+        body = {"type": DEVICE, "action": "deleted", "device_id": device_id}
+        await self._publish_device(device_id, body, {})
 
-    def _publish_device(self, action: str, record: DeviceRecord) -> None:
-        # Device messages reach this instance's subscribers only (docs/scale-out.md).
-        if not self.broadcaster.subscribers:
-            return
-        body = {
-            "type": DEVICE,
-            "action": action,
-            "device_id": record.id,
-            "device": device_json(record, self.profile(record.profile)),
-        }
-        raw = orjson.dumps(body)
-        labels = record.labels
-        self.broadcaster.publish_message(
-            DEVICE, lambda f: raw if f.matches_device(record.id, labels) else None
-        )
+    async def _publish_device(
+        self, device_id: str, body: Mapping[str, Any], labels: Mapping[str, str]
+    ) -> None:
+        """Through the stream, so every instance's subscribers get it (fanout.py)."""
+        k = self.keys
+        with translated():
+            await self._device_message(
+                keys=[k.seq, k.stream],
+                args=[
+                    orjson.dumps(body).decode(),
+                    orjson.dumps(dict(labels)).decode(),
+                    device_id,
+                    self.stream_max,
+                ],
+            )
 
     # ------------------------------------------------------------------ reads
 

@@ -391,3 +391,12 @@ if #ARGV > rest + 1 then
 end
 return 1
 """
+
+#: Append a device message (created/updated/deleted) to the stream for every instance's
+#: subscribers, with id ``<current seq>-*`` (never ``-0``, which is a transition's).
+#: KEYS: seq, stream. ARGV: message JSON, labels JSON, device id, stream maxlen.
+DEVICE_MESSAGE = r"""
+local seq = redis.call('GET', KEYS[1]) or '0'
+return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], seq .. '-*',
+  'm', ARGV[1], 'l', ARGV[2], 'd', ARGV[3])
+"""

@@ -31,9 +31,19 @@ def until(check: Callable[[], bool], timeout: float = 20.0, what: str = "conditi
         time.sleep(0.05)
 
 
-def instances(tmp_path: Path, url: str, prefix: str, count: int, *args: str) -> list[HubProcess]:
+def instances(
+    tmp_path: Path,
+    url: str,
+    prefix: str,
+    count: int,
+    *args: str,
+    env: dict[str, str] | None = None,
+) -> list[HubProcess]:
     data = tmp_path / "data"  # one SQLite store shared by the instances on this host
-    hubs = [HubProcess(data, "--redis", url, "--redis-prefix", prefix, *args) for _ in range(count)]
+    hubs = [
+        HubProcess(data, "--redis", url, "--redis-prefix", prefix, *args, env=env, open_auth=True)
+        for _ in range(count)
+    ]
     for i, hub in enumerate(hubs):
         hub.log_path = tmp_path / f"instance-{i}.log"
         hub.start()
@@ -194,6 +204,19 @@ def test_redis_restart_answers_503_then_recovers_by_itself(tmp_path: Path) -> No
     try:
         with hub.client() as client:
             assert client.post("/v1/devices/pi-1/heartbeat").status_code == 200
+            answers: list[int] = []
+            stop = threading.Event()
+
+            def load() -> None:  # heartbeats keep coming through the outage
+                with hub.client() as loader:
+                    while not stop.is_set():
+                        started = time.monotonic()
+                        code = loader.post("/v1/devices/load/heartbeat").status_code
+                        answers.append(code)
+                        assert time.monotonic() - started < 1.5
+
+            loader = threading.Thread(target=load, daemon=True)
+            loader.start()
             server.stop()
             started = time.monotonic()
             refused = client.post("/v1/devices/pi-1/heartbeat")
@@ -207,8 +230,13 @@ def test_redis_restart_answers_503_then_recovers_by_itself(tmp_path: Path) -> No
                 return client.post("/v1/devices/pi-1/heartbeat").status_code == 200
 
             until(recovered, timeout=10, what="recovery after the restart")
+            stop.set()
+            loader.join(5)
             assert client.get("/readyz").status_code == 200
             assert client.get("/v1/devices/pi-1").json()["status"] == "online"
+            assert set(answers) <= {200, 503}  # never a hang, never a 500
+            assert 503 in answers
+            assert answers[-1] == 200
     finally:
         hub.stop()
         server.stop()
@@ -233,3 +261,19 @@ def test_workers_share_one_port_and_one_state(
         assert len(listed["devices"]) == 30
     finally:
         assert hub.stop() == 0
+
+
+def test_a_device_rate_limit_holds_across_instances(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    env = {"LASTSEEN_MAX_PER_MINUTE": "2"}
+    hubs = instances(tmp_path, redis_url, redis_prefix, 2, env=env)
+    try:
+        codes = []
+        for i in range(3):  # alternate instances: the limit is one, in Redis
+            with hubs[i % 2].client() as client:
+                codes.append(client.post("/v1/devices/chatty/heartbeat").status_code)
+        assert codes == [200, 200, 429]
+    finally:
+        for hub in hubs:
+            hub.stop()

@@ -204,16 +204,18 @@ def test_redis_restart_answers_503_then_recovers_by_itself(tmp_path: Path) -> No
     try:
         with hub.client() as client:
             assert client.post("/v1/devices/pi-1/heartbeat").status_code == 200
-            answers: list[int] = []
+            answers: list[tuple[int | str, float]] = []
             stop = threading.Event()
 
             def load() -> None:  # heartbeats keep coming through the outage
                 with hub.client() as loader:
                     while not stop.is_set():
                         started = time.monotonic()
-                        code = loader.post("/v1/devices/load/heartbeat").status_code
-                        answers.append(code)
-                        assert time.monotonic() - started < 1.5
+                        try:
+                            code: int | str = loader.post("/v1/devices/load/heartbeat").status_code
+                        except httpx.HTTPError as exc:
+                            code = type(exc).__name__
+                        answers.append((code, time.monotonic() - started))
 
             loader = threading.Thread(target=load, daemon=True)
             loader.start()
@@ -234,9 +236,11 @@ def test_redis_restart_answers_503_then_recovers_by_itself(tmp_path: Path) -> No
             loader.join(5)
             assert client.get("/readyz").status_code == 200
             assert client.get("/v1/devices/pi-1").json()["status"] == "online"
-            assert set(answers) <= {200, 503}  # never a hang, never a 500
-            assert 503 in answers
-            assert answers[-1] == 200
+            codes = [code for code, _ in answers]
+            assert set(codes) <= {200, 503}, answers  # never a 500, never a broken answer
+            assert max(took for _, took in answers) < 2.0, answers  # never a hang
+            assert 503 in codes
+            assert codes[-1] == 200
     finally:
         hub.stop()
         server.stop()

@@ -21,23 +21,20 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import orjson
 
 from lastseen.clock import Clock, SystemClock
-from lastseen.errors import InvalidInput, NotFound, Unavailable
+from lastseen.errors import InvalidInput, NotFound
 from lastseen.hub.api import BatchItem
 from lastseen.hub.broadcast import DEVICE, Broadcaster, Message, StreamFilter, Subscriber
 from lastseen.hub.core import MAX_ATTRIBUTES, BeatResult
 from lastseen.presence import (
-    DeviceState,
     Observation,
     Profile,
     Source,
     Status,
-    advance,
     next_deadline,
 )
 from lastseen.retention import prune_forever
@@ -46,7 +43,6 @@ from lastseen.scaleout.coalesce import Coalescer
 from lastseen.scaleout.codec import (
     hash_fields,
     profile_spec,
-    record_from_hash,
     state_from_reply,
 )
 from lastseen.scaleout.connection import OUTAGE, connect, is_cluster, translated
@@ -54,6 +50,7 @@ from lastseen.scaleout.fanout import FanOut
 from lastseen.scaleout.instruments import ScaleoutMetrics
 from lastseen.scaleout.keys import Keys
 from lastseen.scaleout.outbox import Outbox
+from lastseen.scaleout.reads import DeviceReads
 from lastseen.scaleout.streams import StreamReader
 from lastseen.scaleout.sweeper import Sweeper
 from lastseen.settings import Settings
@@ -107,7 +104,7 @@ class RedisHub:
         self._put = self.redis.register_script(lua.PUT)
         self._delete = self.redis.register_script(lua.DELETE)
         self._seed = self.redis.register_script(lua.SEED_SEQ)
-        self._read = self.redis.register_script(lua.READ)
+        self.read_script = self.redis.register_script(lua.READ)
         self._restore_script = self.redis.register_script(lua.RESTORE)
         self._device_message = self.redis.register_script(lua.DEVICE_MESSAGE)
         # Pipelines cannot carry scripts on a cluster: there, each call goes alone.
@@ -119,6 +116,7 @@ class RedisHub:
         self.sweeper = Sweeper(self)
         self.outbox = Outbox(self)
         self.reader = StreamReader(self)
+        self.reads = DeviceReads(self)
         self._tasks: list[asyncio.Task[None]] = []
         self.stopped = False
         #: Set at stop: the loops finish their current Redis call and end (cancelling
@@ -364,7 +362,7 @@ class RedisHub:
         with translated():
             reply = await self._put(keys=self.keys.observe_keys(device_id), args=args)
         created = reply[-1] == "1"
-        record = await self._record(device_id)
+        record = await self.reads.record(device_id)
         if record is None:  # deleted meanwhile by another instance
             raise NotFound(f"no device {device_id!r}")
         await self.store.apply(Batch(upserts=[record]))
@@ -415,45 +413,16 @@ class RedisHub:
 
     # ------------------------------------------------------------------ reads
 
-    async def _records(self, ids: Sequence[str]) -> tuple[list[DeviceRecord | None], float]:
-        """Devices as stored in Redis, and Redis's now, in one round trip."""
-        k = self.keys
-        with translated():
-            replies = await self._read(
-                keys=[k.ids], args=[k.device_prefix, k.attributes_prefix, *ids]
-            )
-        now = int(replies[0]) + int(replies[1]) / 1_000_000
-        out: list[DeviceRecord | None] = []
-        for i, device_id in enumerate(ids):
-            flat, attributes = replies[2 + 2 * i], replies[3 + 2 * i]
-            if not flat:
-                out.append(None)
-                continue
-            h = dict(zip(flat[::2], flat[1::2], strict=True))
-            attrs = dict(zip(attributes[::2], attributes[1::2], strict=True))
-            out.append(record_from_hash(device_id, h, attrs))
-        return out, now
-
-    async def _record(self, device_id: str) -> DeviceRecord | None:
-        records, _ = await self._records([device_id])
-        return records[0]
-
-    def view(self, record: DeviceRecord, now: float) -> tuple[DeviceRecord, Profile]:
-        """Like the embedded hub's view: a device past its deadline that no sweeper has
-        reached yet is shown as the engine judges it now."""
-        profile = self.profile(record.profile)
-        deadline = next_deadline(record.state, profile)
-        if deadline is not None and deadline <= now:
-            state: DeviceState = advance(record.state, profile, now).state
-            record = replace(record, state=state)
-        return record, profile
-
     async def read_device(self, device_id: str) -> tuple[DeviceRecord, Profile]:
-        records, now = await self._records([device_id])
-        record = records[0]
-        if record is None:
-            raise NotFound(f"no device {device_id!r}")
-        return self.view(record, now)
+        return await self.reads.read_device(device_id)
+
+    async def list_devices(
+        self, query: DeviceQuery
+    ) -> tuple[list[tuple[DeviceRecord, Profile]], str | None, int]:
+        return await self.reads.list_devices(query)
+
+    async def read_snapshot(self, stream_filter: StreamFilter) -> tuple[int, list[dict[str, Any]]]:
+        return await self.reads.read_snapshot(stream_filter)
 
     async def knows(self, device_id: str) -> bool:
         with translated():
@@ -480,75 +449,9 @@ class RedisHub:
             return "redis"
         return None
 
-    async def _ids(self, after: str | None, limit: int) -> list[str]:
-        start = "(" + after if after is not None else "-"
-        with translated():
-            ids: list[str] = await self.redis.zrangebylex(
-                self.keys.ids, start, "+", start=0, num=limit
-            )
-        return ids
-
-    async def list_devices(
-        self, query: DeviceQuery
-    ) -> tuple[list[tuple[DeviceRecord, Profile]], str | None, int]:
-        """A page ordered by id. Filters apply to the current state; scanning stops at a
-        full page or after a bounded number of id pages (the cursor says where)."""
-        seq = await self.current_seq()
-        page: list[tuple[DeviceRecord, Profile]] = []
-        cursor = query.after
-        for _ in range(20):
-            ids = await self._ids(cursor, query.limit)
-            if not ids:
-                return page, None, seq
-            records, now = await self._records(ids)
-            for device_id, record in zip(ids, records, strict=True):
-                cursor = device_id
-                if record is None or not _matches(record, query):
-                    continue
-                viewed = self.view(record, now)
-                if query.status is not None and viewed[0].state.status is not query.status:
-                    continue
-                page.append(viewed)
-                if len(page) == query.limit:
-                    return page, cursor, seq
-            if len(ids) < query.limit:
-                return page, None, seq
-        return page, cursor, seq
-
-    async def read_snapshot(self, stream_filter: StreamFilter) -> tuple[int, list[dict[str, Any]]]:
-        seq = await self.current_seq()
-        devices: list[dict[str, Any]] = []
-        statuses = stream_filter.statuses
-        cursor: str | None = None
-        while True:
-            ids = await self._ids(cursor, _PAGE)
-            if not ids:
-                break
-            cursor = ids[-1]
-            records, now = await self._records(ids)
-            for record in records:
-                if record is None or not stream_filter.matches_device(record.id, record.labels):
-                    continue
-                viewed, profile = self.view(record, now)
-                if statuses and viewed.state.status not in statuses:
-                    continue
-                devices.append(device_json(viewed, profile))
-            if len(ids) < _PAGE:
-                break
-        return seq, devices
-
     # ------------------------------------------------------------------ streams
 
     async def open_stream(
         self, stream_filter: StreamFilter, after: int | None
     ) -> tuple[Subscriber, AsyncIterator[Message]]:
         return await self.reader.open(stream_filter, after)
-
-
-def _matches(record: DeviceRecord, query: DeviceQuery) -> bool:
-    if query.profile is not None and record.profile != query.profile:
-        return False
-    return query.label is None or record.labels.get(query.label[0]) == query.label[1]
-
-
-__all__ = ["RedisHub", "Unavailable"]

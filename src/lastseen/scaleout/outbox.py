@@ -182,7 +182,7 @@ class Outbox:
         ids = sorted({e.device_id for e in events} | set(dirty))
         upserts: list[DeviceRecord] = []
         if ids:
-            records, _ = await hub._records(ids)
+            records, _ = await hub.reads.records(ids)
             upserts = [r for r in records if r is not None]
         if not (events or upserts):
             return 0

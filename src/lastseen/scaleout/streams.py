@@ -103,5 +103,5 @@ class StreamReader:
 
     async def _labels(self, events: list[EventRecord]) -> Mapping[str, dict[str, str]]:
         ids = sorted({e.device_id for e in events})
-        records, _ = await self.hub._records(ids)
+        records, _ = await self.hub.reads.records(ids)
         return {r.id: dict(r.labels) for r in records if r is not None}

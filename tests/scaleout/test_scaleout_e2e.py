@@ -226,6 +226,8 @@ def test_redis_restart_answers_503_then_recovers_by_itself(tmp_path: Path) -> No
             assert refused.status_code == 503
             assert refused.json()["code"] == "unavailable"
             assert client.get("/readyz").status_code == 503
+            # The load saw the outage too before Redis comes back.
+            until(lambda: any(code == 503 for code, _ in answers), what="a 503 under load")
             server.start()
 
             def recovered() -> bool:

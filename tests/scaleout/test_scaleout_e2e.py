@@ -53,7 +53,7 @@ def instances(
 @pytest.fixture
 def three(tmp_path: Path, redis_url: str, redis_prefix: str) -> Iterator[list[HubProcess]]:
     hubs = instances(
-        tmp_path, redis_url, redis_prefix, 3, "--stale-after", "0.5", "--offline-after", "1"
+        tmp_path, redis_url, redis_prefix, 3, "--stale-after", "2", "--offline-after", "3"
     )
     try:
         yield hubs

@@ -36,6 +36,11 @@ class Settings:
     config: Path | None = None
     redis: str | None = None
     postgres: str | None = None
+    #: Scale-out: the hash tag of every Redis key (several hubs can share a Redis),
+    #: whether ``redis`` is a Redis Cluster, and how many processes serve on one host.
+    redis_prefix: str = "ls"
+    redis_cluster: bool = False
+    workers: int = 1
     mqtt: str | None = None
     admin_key: str | None = None
     #: Seconds between write-behind flushes of ``last_seen`` (the most it can lag).
@@ -219,6 +224,28 @@ def _parse_file(name: str, raw: Any) -> Path:
     return path
 
 
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+
+
+def _parse_redis_url(name: str, raw: Any) -> str:
+    value = _parse_text(name, raw)
+    if not value.startswith(_REDIS_SCHEMES):
+        raise ConfigError(
+            f"{name}: expected a URL like redis://host:6379/0 or redis+cluster://host:7000, "
+            f"got {value!r}"
+        )
+    return str(value)
+
+
+def _parse_redis_prefix(name: str, raw: Any) -> str:
+    value = _parse_text(name, raw)
+    if len(value) > 64 or any(c in value for c in "{} \t\n"):
+        raise ConfigError(
+            f"{name}: expected 1-64 characters without braces or spaces, got {value!r}"
+        )
+    return str(value)
+
+
 _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "host": _parse_text,
     "port": lambda n, v: _parse_int(n, v, minimum=0, maximum=65535),
@@ -226,8 +253,11 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "stale_after": _parse_float,
     "offline_after": _parse_float,
     "config": _parse_path,
-    "redis": _parse_text,
+    "redis": _parse_redis_url,
     "postgres": parse_postgres_url,
+    "redis_prefix": _parse_redis_prefix,
+    "redis_cluster": _parse_bool,
+    "workers": lambda n, v: _parse_int(n, v, minimum=1, maximum=64),
     "mqtt": _parse_text,
     "admin_key": _parse_text,
     "flush_interval": _parse_float,
@@ -275,7 +305,7 @@ _FILE_SECTIONS = {
         "max_per_minute",
     },
     "streams": {"event_retention", "replay_buffer", "subscriber_queue", "keepalive_interval"},
-    "backends": {"redis", "postgres", "mqtt"},
+    "backends": {"redis", "postgres", "mqtt", "redis_prefix", "redis_cluster", "workers"},
     "security": {
         "open",
         "ingest_register",
@@ -404,6 +434,11 @@ def _check_security(values: Mapping[str, Any]) -> None:
         raise ConfigError(
             "--open (LASTSEEN_OPEN) and LASTSEEN_ADMIN_KEY exclude each other: "
             "an open hub has no keys; unset one of them"
+        )
+    if values.get("workers", 1) > 1 and not values.get("redis"):
+        raise ConfigError(
+            f"--workers {values['workers']}: several workers share state only through "
+            "Redis; give --redis too"
         )
     if bool(values.get("tls_cert")) != bool(values.get("tls_key")):
         raise ConfigError("--tls-cert and --tls-key go together: give both or neither")

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import Iterator
@@ -39,6 +40,16 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
             "without --redis it replaces the SQLite file in --data-dir"
         },
     ),
+    ("--redis-prefix", {"help": "hash tag of this hub's Redis keys (default ls)"}),
+    (
+        "--redis-cluster",
+        {
+            "action": "store_const",
+            "const": True,
+            "help": "--redis is a Redis Cluster node (same as a redis+cluster:// URL)",
+        },
+    ),
+    ("--workers", {"help": "processes serving this port on this host (needs --redis)"}),
     ("--mqtt", {"help": "MQTT broker URL"}),
     ("--flush-interval", {"help": "seconds between last_seen write-behind flushes (default 1)"}),
     ("--log-level", {"help": "debug, info, warning or error (default info)"}),
@@ -144,24 +155,33 @@ def print_bootstrap_key(record: KeyRecord, secret: str, stream: TextIO | None = 
     )
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, *, reuse_port: bool = False) -> None:
     store = _store(settings)
     # Opened here, before the server, so an unreachable or too new store is one clear
     # line and exit 1 (the hub's own open() in the lifespan is then a no-op).
     await store.open()
     try:
-        await _run_server(settings, store)
+        await _run_server(settings, store, reuse_port=reuse_port)
     finally:
         await store.close()
 
 
-async def _run_server(settings: Settings, store: Store) -> None:
+async def _run_server(settings: Settings, store: Store, *, reuse_port: bool) -> None:
     # Imported here so that `lastseen --help` stays fast.
     from lastseen.http.app import create_app
+    from lastseen.hub.api import HubAPI
     from lastseen.hub.core import Hub
+    from lastseen.security.service import Security
 
-    hub = Hub(settings, store)
-    app = create_app(hub, on_bootstrap=print_bootstrap_key)
+    hub: HubAPI
+    security: Security | None = None
+    if settings.redis:
+        from lastseen.scaleout.serve import build
+
+        hub, security = build(settings, store, print_bootstrap_key)
+    else:
+        hub = Hub(settings, store)
+    app = create_app(hub, on_bootstrap=print_bootstrap_key, security=security)
     tls = settings.tls_cert is not None
     config = uvicorn.Config(
         app,
@@ -198,13 +218,18 @@ async def _run_server(settings: Settings, store: Store) -> None:
         settings.default_profile.stale_after,
         settings.default_profile.offline_after,
     )
-    await server.serve()
+    await server.serve(sockets=[_shared_socket(settings)] if reuse_port else None)
     if server.started is False and not server.should_exit:
         raise SystemExit(1)
 
 
 def _store(settings: Settings) -> Store:
-    """PostgreSQL with ``--postgres``, else the SQLite file under ``--data-dir``."""
+    """PostgreSQL with ``--postgres``, else the SQLite file under ``--data-dir``; shared
+    (not exclusive) with ``--redis``, where Redis assigns the seqs."""
+    if settings.redis:
+        from lastseen.scaleout.serve import durable_store
+
+        return durable_store(settings, _prepare_data_dir(settings))
     if settings.postgres:
         from lastseen.store.postgres import PostgresStore
 
@@ -218,6 +243,54 @@ def _store(settings: Settings) -> Store:
 def _store_name(store: Store) -> str:
     where = getattr(store, "where", None) or getattr(store, "path", None)
     return str(where) if where is not None else type(store).__name__
+
+
+def _shared_socket(settings: Settings) -> socket.socket:
+    """A listening socket several worker processes bind at once (SO_REUSEPORT): the
+    kernel spreads connections over them."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        settings.host, settings.port, type=socket.SOCK_STREAM
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    sock.listen(2048)
+    sock.set_inheritable(False)
+    return sock
+
+
+def _run_workers(settings: Settings, loop_factory: Any) -> int:
+    """``--workers N``: N forked processes, each a full shared-hub instance on the same
+    port. The parent forwards SIGTERM/SIGINT and exits with the worst exit status."""
+    children: list[int] = []
+    for _ in range(settings.workers):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 0
+            try:
+                with asyncio.Runner(loop_factory=loop_factory) as runner:
+                    runner.run(_serve(settings, reuse_port=True))
+            except ConfigError as exc:
+                print(f"lastseen: {exc.message}", file=sys.stderr)
+                code = 2
+            except BaseException:
+                code = 1
+            os._exit(code)
+        children.append(pid)
+
+    def forward(sig: int, frame: FrameType | None) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, sig)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    worst = 0
+    for child in children:
+        _, status = os.waitpid(child, 0)
+        worst = max(worst, os.waitstatus_to_exitcode(status) & 0xFF)
+    return worst
 
 
 def _check_tls(settings: Settings) -> None:
@@ -244,10 +317,9 @@ def run(args: argparse.Namespace) -> int:
     }
     try:
         settings = load_settings(flags)
-        if settings.redis or settings.mqtt:
+        if settings.mqtt:
             raise ConfigError(
-                "--redis and --mqtt (scale-out and MQTT) are not available in this version; "
-                "run without them for the embedded hub (on SQLite, or on --postgres)"
+                "--mqtt is not available in this version; run without it for HTTP ingestion"
             )
         _check_tls(settings)
     except ConfigError as exc:
@@ -260,6 +332,8 @@ def run(args: argparse.Namespace) -> int:
         loop_factory: Any = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is absent on Windows
         loop_factory = None
+    if settings.workers > 1:
+        return _run_workers(settings, loop_factory)
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(_serve(settings))

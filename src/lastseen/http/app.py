@@ -35,7 +35,7 @@ from lastseen.http.headers import SecurityHeaders
 from lastseen.http.heartbeat import Ingest, IngestApp
 from lastseen.http.openapi import docs_page, spec
 from lastseen.http.responses import JSONResponse, error
-from lastseen.hub.core import Hub
+from lastseen.hub.api import HubAPI
 from lastseen.security import Security
 from lastseen.security.service import BootstrapHook
 
@@ -50,7 +50,7 @@ OPEN_WARNING = (
 
 async def _lastseen_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LastseenError)
-    hub: Hub = request.app.state.hub
+    hub: HubAPI = request.app.state.hub
     if exc.http_status < 500:
         hub.metrics.rejected.inc(1.0, exc.code)
     else:
@@ -91,7 +91,7 @@ async def _healthz(request: Request) -> Response:
     return JSONResponse(body, status_code=answer.status_code)
 
 
-def _middleware(hub: Hub, security: Security) -> list[Middleware]:
+def _middleware(hub: HubAPI, security: Security) -> list[Middleware]:
     settings = hub.settings
     layers = []
     if settings.trusted_proxy:
@@ -113,7 +113,7 @@ def _middleware(hub: Hub, security: Security) -> list[Middleware]:
 
 
 def create_app(
-    hub: Hub, *, on_bootstrap: BootstrapHook | None = None, security: Security | None = None
+    hub: HubAPI, *, on_bootstrap: BootstrapHook | None = None, security: Security | None = None
 ) -> Starlette:
     """The hub's web application. Starting it (ASGI lifespan) starts the hub.
 

@@ -11,7 +11,7 @@ from starlette.routing import Route
 from lastseen.errors import InvalidInput
 from lastseen.http import validation as v
 from lastseen.http.responses import JSONResponse
-from lastseen.hub.core import Hub
+from lastseen.hub.api import HubAPI
 from lastseen.security import ENV_KEY_ID, OPEN_PRINCIPAL, Security
 from lastseen.store import AuditRecord
 from lastseen.timefmt import rfc3339
@@ -41,7 +41,7 @@ async def audit(request: Request) -> Response:
     """Records with ``after`` < id < ``before``, oldest first (``order=asc``, the
     default) or newest first (``order=desc``). ``next`` holds the query parameters of
     the following page, or null on the last one."""
-    hub: Hub = request.app.state.hub
+    hub: HubAPI = request.app.state.hub
     security: Security = request.app.state.security
     limit = v.int_param(request, "limit", 100, minimum=1, maximum=1000) or 100
     after = v.int_param(request, "after", 0) or 0

@@ -31,7 +31,8 @@ from lastseen.http.auditing import PRINCIPAL, audited_device_write
 from lastseen.http.responses import error
 from lastseen.http.throttle import BatchFilter, Rates
 from lastseen.http.validation import repeated_parameter
-from lastseen.hub.core import DEVICE_ID, Hub
+from lastseen.hub.api import HubAPI
+from lastseen.hub.core import DEVICE_ID
 from lastseen.security import (
     OPEN_PRINCIPAL,
     Forbidden,
@@ -78,7 +79,7 @@ def _forbidden(principal: Principal, kind: Kind) -> Forbidden:
 class Guard:
     """The ASGI middleware applying ``security`` to every ``/v1`` request of ``hub``."""
 
-    def __init__(self, app: ASGIApp, hub: Hub, security: Security) -> None:
+    def __init__(self, app: ASGIApp, hub: HubAPI, security: Security) -> None:
         self.app = app
         self.hub = hub
         self.security = security
@@ -101,7 +102,7 @@ class Guard:
             if principal.rate is not None:
                 await self._limit_key(principal, kind, device_id)
             if kind is Kind.HEARTBEAT:
-                rate = self._device_rate(principal, device_id)
+                rate = await self._device_rate(principal, device_id)
                 if rate is not None and device_id is not None:
                     await self._limit_device(device_id, rate)
             elif kind is Kind.STREAM:
@@ -161,14 +162,19 @@ class Guard:
                 await self._liveness(device_id)
             raise RateLimited(f"too many requests with key {principal.key_id}", wait)
 
-    def _device_rate(self, principal: Principal, device_id: str | None) -> Rate | None:
+    async def _device_rate(self, principal: Principal, device_id: str | None) -> Rate | None:
         """The device's rate (from its profile); refuses registration when not allowed."""
         hub = self.hub
-        entry = hub.entries.get(device_id) if device_id is not None else None
-        if entry is not None:
-            rate = self.rates.get(entry.profile)
+        restrict = principal.role is Role.INGEST and not self.ingest_register
+        if not (restrict or self.rates.any):
+            # No profile limits anything and registration is allowed: nothing to look up
+            # (a shared hub would pay a round trip for it).
+            return None
+        profile = await hub.profile_of(device_id) if device_id is not None else None
+        if profile is not None:
+            rate = self.rates.get(profile)
         else:
-            if principal.role is Role.INGEST and not self.ingest_register:
+            if restrict:
                 raise Forbidden(
                     f"no device {device_id!r}, and this key may not register devices",
                     code="registration_forbidden",
@@ -199,7 +205,7 @@ class Guard:
 
     async def _liveness(self, device_id: str) -> None:
         """A throttled device is still alive: record that cheaply, payload dropped."""
-        if device_id not in self.hub.entries:
+        if not await self.hub.knows(device_id):
             return
         # Deleted meanwhile, or the store is slow: either way the 429 stands.
         with contextlib.suppress(LastseenError):

@@ -12,7 +12,8 @@ from lastseen.errors import InvalidInput, LastseenError
 from lastseen.http import validation as v
 from lastseen.http.heartbeat import HeartbeatEndpoint
 from lastseen.http.responses import JSONResponse
-from lastseen.hub.core import Hub, check_device_id
+from lastseen.hub.api import HubAPI
+from lastseen.hub.core import check_device_id
 from lastseen.store import DeviceQuery
 from lastseen.wire import device_json, event_record_json
 
@@ -20,8 +21,8 @@ _BATCH_ITEM_FIELDS = frozenset({"device_id", "attributes", "metrics"})
 _PUT_FIELDS = frozenset({"profile", "labels"})
 
 
-def _hub(request: Request) -> Hub:
-    hub: Hub = request.app.state.hub
+def _hub(request: Request) -> HubAPI:
+    hub: HubAPI = request.app.state.hub
     return hub
 
 
@@ -97,7 +98,7 @@ async def put_device(request: Request) -> Response:
 
 async def get_device(request: Request) -> Response:
     hub = _hub(request)
-    record, profile = hub.get(check_device_id(request.path_params["device_id"]))
+    record, profile = await hub.read_device(check_device_id(request.path_params["device_id"]))
     return JSONResponse(device_json(record, profile))
 
 
@@ -135,7 +136,7 @@ async def list_devices(request: Request) -> Response:
 async def device_transitions(request: Request) -> Response:
     hub = _hub(request)
     device_id = check_device_id(request.path_params["device_id"])
-    hub.get(device_id)  # 404 for an unknown device
+    await hub.read_device(device_id)  # 404 for an unknown device
     after = v.int_param(request, "after", 0) or 0
     limit = v.int_param(request, "limit", 100, minimum=1, maximum=1000) or 100
     events = await hub.store.events(after, limit, device_id=device_id)

@@ -34,7 +34,8 @@ from lastseen.errors import InvalidInput, LastseenError
 from lastseen.http import validation as v
 from lastseen.http.auth import Guard
 from lastseen.http.responses import error
-from lastseen.hub.core import BeatResult, Hub, check_device_id
+from lastseen.hub.api import HubAPI
+from lastseen.hub.core import BeatResult, check_device_id
 from lastseen.security import Security
 from lastseen.timefmt import rfc3339, rfc3339_or_none
 
@@ -76,7 +77,9 @@ async def _json(send: Send, answer: bytes) -> None:
     await send({"type": "http.response.body", "body": answer})
 
 
-async def heartbeat(hub: Hub, device_id: str, scope: Scope, receive: Receive, send: Send) -> None:
+async def heartbeat(
+    hub: HubAPI, device_id: str, scope: Scope, receive: Receive, send: Send
+) -> None:
     """One device's heartbeat, with an optional ``{"attributes", "metrics"}`` body."""
     check_device_id(device_id)
     raw = await v.read_body(scope, receive, hub.settings.max_body)
@@ -102,7 +105,7 @@ def _item(item: Any) -> Item:
     return (device_id, v.attributes(item.get("attributes")), v.metrics(item.get("metrics")))
 
 
-async def heartbeats(hub: Hub, scope: Scope, receive: Receive, send: Send) -> None:
+async def heartbeats(hub: HubAPI, scope: Scope, receive: Receive, send: Send) -> None:
     """A gateway's batch. The envelope is all-or-nothing; items are judged one by one."""
     settings = hub.settings
     raw = await v.read_body(scope, receive, settings.max_body)
@@ -167,14 +170,14 @@ class HeartbeatEndpoint:
     """The routed heartbeat (used when the fast path does not take a request)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        hub: Hub = scope["app"].state.hub
+        hub: HubAPI = scope["app"].state.hub
         await heartbeat(hub, scope["path_params"]["device_id"], scope, receive, send)
 
 
 class Ingest:
     """The fast path for the two ingest routes of ``hub``, guarded by ``security``."""
 
-    def __init__(self, hub: Hub, security: Security) -> None:
+    def __init__(self, hub: HubAPI, security: Security) -> None:
         self.hub = hub
         self.cors = bool(hub.settings.cors_origin)
         self.guard = Guard(self._route, hub, security)

@@ -17,7 +17,8 @@ from lastseen.errors import InvalidInput
 from lastseen.http import validation as v
 from lastseen.http.auditing import PRINCIPAL, client_address
 from lastseen.http.responses import JSONResponse
-from lastseen.hub.core import Hub, check_device_id
+from lastseen.hub.api import HubAPI
+from lastseen.hub.core import check_device_id
 from lastseen.security import Principal, Role, Security
 from lastseen.security.keyring import parse_role
 from lastseen.store import KeyRecord
@@ -76,7 +77,7 @@ async def list_keys(request: Request) -> Response:
 
 
 async def create_key(request: Request) -> Response:
-    hub: Hub = request.app.state.hub
+    hub: HubAPI = request.app.state.hub
     security = _security(request)
     body = v.require_object(await v.read_json(request, hub.settings.max_body), "key body")
     v.refuse_unknown(body, _KEY_FIELDS, "key body")
@@ -114,7 +115,7 @@ async def revoke_key(request: Request) -> Response:
 async def issue_token(request: Request) -> Response:
     """A new token for one device (registering the device if it is new); the
     device's previous tokens are revoked, so this is also how a token is rotated."""
-    hub: Hub = request.app.state.hub
+    hub: HubAPI = request.app.state.hub
     security = _security(request)
     device_id = check_device_id(request.path_params["device_id"])
     body = await v.read_json(request, hub.settings.max_body, allow_empty=True)
@@ -124,7 +125,7 @@ async def issue_token(request: Request) -> Response:
     rate = _rate(body)
     who = actor(request)
     source = client_address(request.scope)
-    created = device_id not in hub.entries
+    created = not await hub.knows(device_id)
     if created:
         await hub.put_device(device_id)
         await security.auditor.record(who.key_id, "device.created", device_id, source, {})

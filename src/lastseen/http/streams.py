@@ -20,8 +20,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from lastseen.errors import InvalidInput
 from lastseen.http import validation as v
+from lastseen.hub.api import HubAPI
 from lastseen.hub.broadcast import RESET, TRANSITION, Message, StreamFilter, Subscriber
-from lastseen.hub.core import Hub, check_device_id
+from lastseen.hub.core import check_device_id
 
 #: WebSocket close codes: try again later (too slow) and policy (bad query). A stream
 #: that ends otherwise closes with its subscriber's ``close_code`` (1001 on shutdown,
@@ -60,7 +61,7 @@ def sse_frame(message: Message) -> bytes:
 
 
 async def stream(request: Request) -> Response:
-    hub: Hub = request.app.state.hub
+    hub: HubAPI = request.app.state.hub
     stream_filter = _filter(request)
     after = _after(request)
     subscriber, backlog = await hub.open_stream(stream_filter, after)
@@ -118,7 +119,7 @@ def _subscription(message: object) -> StreamFilter:
 
 
 async def websocket(ws: WebSocket) -> None:
-    hub: Hub = ws.app.state.hub
+    hub: HubAPI = ws.app.state.hub
     try:
         stream_filter = _filter(ws)
         after = v.int_param(ws, "after", None)
@@ -130,7 +131,7 @@ async def websocket(ws: WebSocket) -> None:
     subscriber, backlog = await hub.open_stream(stream_filter, after)
     session = _Session(subscriber)
     if after is None:
-        seq, devices = hub.snapshot(stream_filter)
+        seq, devices = await hub.read_snapshot(stream_filter)
         await ws.send_text(
             orjson.dumps({"type": "snapshot", "seq": seq, "devices": devices}).decode()
         )
@@ -164,8 +165,9 @@ async def websocket(ws: WebSocket) -> None:
                 continue
             old = session.subscriber
             session.subscriber = hub.broadcaster.subscribe(new_filter)
-            session.subscriber.skip_through = hub.seq
-            seq, devices = hub.snapshot(new_filter)
+            # Subscribed first, so nothing is lost; what the snapshot reflects is skipped.
+            seq, devices = await hub.read_snapshot(new_filter)
+            session.subscriber.skip_through = seq
             hub.broadcaster.unsubscribe(old)
             await ws.send_text(
                 orjson.dumps({"type": "snapshot", "seq": seq, "devices": devices}).decode()

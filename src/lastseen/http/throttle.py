@@ -26,7 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lastseen.errors import LastseenError
 from lastseen.http.validation import read_body
-from lastseen.hub.core import DEVICE_ID, Hub
+from lastseen.hub.api import HubAPI
+from lastseen.hub.core import DEVICE_ID
 from lastseen.presence import Profile, ProfileRegistry
 from lastseen.security import Principal, Rate, Role, Security
 
@@ -73,7 +74,7 @@ def _with_length(scope: Scope, length: int) -> Scope:
 
 
 class BatchFilter:
-    def __init__(self, app: ASGIApp, hub: Hub, security: Security, rates: Rates) -> None:
+    def __init__(self, app: ASGIApp, hub: HubAPI, security: Security, rates: Rates) -> None:
         self.app = app
         self.hub = hub
         self.security = security
@@ -129,8 +130,8 @@ class BatchFilter:
             if not isinstance(device_id, str) or DEVICE_ID.fullmatch(device_id) is None:
                 forwarded.append(item)
                 continue
-            entry = hub.entries.get(device_id)
-            if entry is None and restrict:
+            profile = await hub.profile_of(device_id)
+            if profile is None and restrict:
                 rejected.inc(1.0, "registration_forbidden")
                 removed[index] = {
                     "device_id": device_id,
@@ -140,7 +141,7 @@ class BatchFilter:
                     },
                 }
                 continue
-            rate = self.rates.get(entry.profile if entry is not None else hub.profiles.default)
+            rate = self.rates.get(profile if profile is not None else hub.profiles.default)
             if rate is not None and await self.security.device_limiter.acquire(device_id, rate):
                 rejected.inc(1.0, "rate_limited")
                 throttled.add(index)

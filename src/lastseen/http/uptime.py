@@ -20,7 +20,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from lastseen.http.responses import JSONResponse
-from lastseen.hub.core import Hub, check_device_id
+from lastseen.hub.api import HubAPI
+from lastseen.hub.core import check_device_id
 from lastseen.presence import Status
 from lastseen.store import DeviceQuery
 from lastseen.timefmt import rfc3339
@@ -31,8 +32,8 @@ PAGE = 1000
 MAX_EVENTS = 1_000_000
 
 
-def _hub(request: Request) -> Hub:
-    hub: Hub = request.app.state.hub
+def _hub(request: Request) -> HubAPI:
+    hub: HubAPI = request.app.state.hub
     return hub
 
 
@@ -56,7 +57,7 @@ async def device_uptime(request: Request) -> Response:
     hub = _hub(request)
     device_id = check_device_id(request.path_params["device_id"])
     window = parse_window(request.query_params.get("window"))
-    record, _ = hub.get(device_id)  # 404 for an unknown device
+    record, _ = await hub.read_device(device_id)  # 404 for an unknown device
     now = hub.clock.now()
     counter = UptimeCounter(start=now - window, end=now, created_at=record.created_at)
     after = 0

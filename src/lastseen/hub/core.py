@@ -821,3 +821,26 @@ class Hub:
                 continue
             devices.append(device_json(record, entry.profile))
         return self.seq, devices
+
+    # ------------------------------------------------------------------ HubAPI (hub/api.py)
+
+    async def read_device(self, device_id: str) -> tuple[DeviceRecord, Profile]:
+        return self.get(device_id)
+
+    async def knows(self, device_id: str) -> bool:
+        return device_id in self.entries
+
+    async def profile_of(self, device_id: str) -> Profile | None:
+        return entry.profile if (entry := self.entries.get(device_id)) is not None else None
+
+    async def device_count(self) -> int:
+        return len(self.entries)
+
+    async def current_seq(self) -> int:
+        return self.seq
+
+    async def ready(self) -> str | None:
+        return None if self.committer.healthy else "store"
+
+    async def read_snapshot(self, stream_filter: StreamFilter) -> tuple[int, list[dict[str, Any]]]:
+        return self.snapshot(stream_filter)

@@ -1,0 +1,285 @@
+"""Scale-out end to end: real ``lastseen serve --redis`` processes on the real Redis.
+
+Seed 000's bug was presence in one process's memory behind a load balancer; these
+tests put three instances side by side and check that they answer as one.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from lastseen.testing import HubProcess
+from tests.scaleout.cluster import RedisServer
+
+pytestmark = pytest.mark.e2e
+
+
+def until(check: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
+        time.sleep(0.05)
+
+
+def instances(
+    tmp_path: Path,
+    url: str,
+    prefix: str,
+    count: int,
+    *args: str,
+    env: dict[str, str] | None = None,
+) -> list[HubProcess]:
+    data = tmp_path / "data"  # one SQLite store shared by the instances on this host
+    hubs = [
+        HubProcess(data, "--redis", url, "--redis-prefix", prefix, *args, env=env, open_auth=True)
+        for _ in range(count)
+    ]
+    for i, hub in enumerate(hubs):
+        hub.log_path = tmp_path / f"instance-{i}.log"
+        hub.start()
+    return hubs
+
+
+@pytest.fixture
+def three(tmp_path: Path, redis_url: str, redis_prefix: str) -> Iterator[list[HubProcess]]:
+    hubs = instances(
+        tmp_path, redis_url, redis_prefix, 3, "--stale-after", "2", "--offline-after", "3"
+    )
+    try:
+        yield hubs
+    finally:
+        for hub in hubs:
+            hub.stop()
+
+
+class SSE:
+    """An SSE subscriber in a thread, collecting transition events."""
+
+    def __init__(self, url: str) -> None:
+        self.events: list[dict[str, object]] = []
+        self.connected = threading.Event()
+        self._client = httpx.Client(timeout=httpx.Timeout(5.0, read=None))
+        self._thread = threading.Thread(target=self._run, args=(url,), daemon=True)
+        self._thread.start()
+        assert self.connected.wait(5.0)
+
+    def _run(self, url: str) -> None:
+        try:
+            with self._client.stream("GET", url + "/v1/stream") as answer:
+                self.connected.set()
+                for line in answer.iter_lines():
+                    if line.startswith("data: "):
+                        body = json.loads(line[6:])
+                        if body.get("type") == "transition":
+                            self.events.append(body)
+        except httpx.HTTPError:
+            pass
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def test_a_heartbeat_on_one_instance_is_seen_at_once_on_every_other(
+    three: list[HubProcess],
+) -> None:
+    clients = [hub.client() for hub in three]
+    subscriber = SSE(three[2].url)
+    try:
+        devices = [f"pi-{i}" for i in range(12)]
+        for i, device in enumerate(devices):
+            writer = clients[i % 3]
+            ack = writer.post(f"/v1/devices/{device}/heartbeat", json={})
+            assert ack.status_code == 200
+            assert ack.json()["status"] == "online"
+            for reader in clients:  # right after the ack, every instance agrees
+                seen = reader.get(f"/v1/devices/{device}")
+                assert seen.status_code == 200
+                assert seen.json()["status"] == "online"
+        listed = clients[1].get("/v1/devices", params={"status": "online"}).json()
+        assert {d["id"] for d in listed["devices"]} == set(devices)
+
+        def everything_offline() -> bool:
+            return sum(e["to"] == "offline" for e in subscriber.events) == len(devices)
+
+        until(everything_offline, what="offline transitions on instance C")
+        got = {(e["device_id"], e["to"]) for e in subscriber.events}
+        for device in devices:  # caused on A and B too, and timeouts fired anywhere
+            assert {(device, "online"), (device, "stale"), (device, "offline")} <= got
+        seqs = [e["seq"] for e in subscriber.events]
+        assert seqs == sorted(seqs)
+        assert len(seqs) == len(set(seqs)) == 3 * len(devices)
+        # Resuming on another instance gets exactly what was missed.
+        with clients[0].stream("GET", "/v1/stream", params={"after": seqs[-4]}) as answer:
+            resumed = []
+            for line in answer.iter_lines():
+                if line.startswith("id: "):
+                    resumed.append(int(line[4:]))
+                if len(resumed) == 3:
+                    break
+        assert resumed == seqs[-3:]
+    finally:
+        subscriber.close()
+        for client in clients:
+            client.close()
+
+
+def _stream_pairs(url: str, prefix: str) -> list[tuple[int, str, str]]:
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        entries = client.xrange("{" + prefix + "}:events", "-", "+")
+    finally:
+        client.close()
+    return [(int(i.split("-")[0]), f["d"], f["t"]) for i, f in entries]
+
+
+def _store_events(tmp_path: Path) -> list[tuple[int, str, str]]:
+    db = sqlite3.connect(f"file:{tmp_path / 'data' / 'lastseen.db'}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT seq, device_id, to_status FROM events ORDER BY seq").fetchall()
+    finally:
+        db.close()
+    return [(int(s), str(d), str(t)) for s, d, t in rows]
+
+
+def _beat_fleet(hubs: list[HubProcess], count: int) -> None:
+    for start in range(0, count, 1000):
+        batch = [{"device_id": f"d{i:05d}"} for i in range(start, min(start + 1000, count))]
+        with hubs[(start // 1000) % len(hubs)].client() as client:
+            answer = client.post("/v1/heartbeats", json={"heartbeats": batch})
+            assert answer.status_code == 200, answer.text
+
+
+def _exactly_once(tmp_path: Path, url: str, prefix: str, count: int) -> None:
+    expected = 3 * count
+
+    def streamed() -> bool:
+        return len(_stream_pairs(url, prefix)) >= expected
+
+    until(streamed, timeout=60, what=f"{expected} transitions in the stream")
+    stream = _stream_pairs(url, prefix)
+    assert [s for s, _, _ in stream] == list(range(1, expected + 1))
+    assert len({(d, t) for _, d, t in stream}) == expected  # no device moved twice
+
+    def stored() -> bool:
+        return len(_store_events(tmp_path)) >= expected
+
+    until(stored, timeout=60, what=f"{expected} transitions in the store")
+    assert _store_events(tmp_path) == stream
+
+
+def test_ten_thousand_expiries_with_three_sweepers_fire_exactly_once(
+    three: list[HubProcess], tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    _beat_fleet(three, 10_000)
+    _exactly_once(tmp_path, redis_url, redis_prefix, 10_000)
+
+
+def test_an_instance_killed_mid_sweep_loses_and_duplicates_nothing(
+    three: list[HubProcess], tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    _beat_fleet(three, 5000)
+
+    def sweeping() -> bool:  # the stale deadlines are firing now
+        return len(_stream_pairs(redis_url, redis_prefix)) > 5000
+
+    until(sweeping, what="the first timeouts")
+    three[1].stop(signal.SIGKILL)
+    _exactly_once(tmp_path, redis_url, redis_prefix, 5000)
+
+
+def test_redis_restart_answers_503_then_recovers_by_itself(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    [hub] = instances(tmp_path, server.url, "faults", 1)
+    try:
+        with hub.client() as client:
+            assert client.post("/v1/devices/pi-1/heartbeat").status_code == 200
+            answers: list[tuple[int | str, float]] = []
+            stop = threading.Event()
+
+            def load() -> None:  # heartbeats keep coming through the outage
+                with hub.client() as loader:
+                    while not stop.is_set():
+                        started = time.monotonic()
+                        try:
+                            code: int | str = loader.post("/v1/devices/load/heartbeat").status_code
+                        except httpx.HTTPError as exc:
+                            code = type(exc).__name__
+                        answers.append((code, time.monotonic() - started))
+
+            loader = threading.Thread(target=load, daemon=True)
+            loader.start()
+            server.stop()
+            started = time.monotonic()
+            refused = client.post("/v1/devices/pi-1/heartbeat")
+            assert time.monotonic() - started < 1.0
+            assert refused.status_code == 503
+            assert refused.json()["code"] == "unavailable"
+            assert client.get("/readyz").status_code == 503
+            # The load saw the outage too before Redis comes back.
+            until(lambda: any(code == 503 for code, _ in answers), what="a 503 under load")
+            server.start()
+
+            def recovered() -> bool:
+                return client.post("/v1/devices/pi-1/heartbeat").status_code == 200
+
+            until(recovered, timeout=10, what="recovery after the restart")
+            stop.set()
+            loader.join(5)
+            assert client.get("/readyz").status_code == 200
+            assert client.get("/v1/devices/pi-1").json()["status"] == "online"
+            codes = [code for code, _ in answers]
+            assert set(codes) <= {200, 503}, answers  # never a 500, never a broken answer
+            assert max(took for _, took in answers) < 2.0, answers  # never a hang
+            assert 503 in codes
+            assert codes[-1] == 200
+    finally:
+        hub.stop()
+        server.stop()
+
+
+def test_workers_share_one_port_and_one_state(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    [hub] = instances(tmp_path, redis_url, redis_prefix, 1, "--workers", "3")
+    try:
+        assert hub.proc is not None
+        pid = hub.proc.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        assert len(children) == 3
+        for i in range(30):
+            # A new connection each time: the kernel spreads them over the workers.
+            answer = httpx.post(f"{hub.url}/v1/devices/w-{i}/heartbeat", timeout=5)
+            assert answer.status_code == 200
+            read = httpx.get(f"{hub.url}/v1/devices/w-{i}", timeout=5)
+            assert read.json()["status"] == "online"
+        listed = httpx.get(f"{hub.url}/v1/devices", params={"limit": 100}, timeout=5).json()
+        assert len(listed["devices"]) == 30
+    finally:
+        assert hub.stop() == 0
+
+
+def test_a_device_rate_limit_holds_across_instances(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    env = {"LASTSEEN_MAX_PER_MINUTE": "2"}
+    hubs = instances(tmp_path, redis_url, redis_prefix, 2, env=env)
+    try:
+        codes = []
+        for i in range(3):  # alternate instances: the limit is one, in Redis
+            with hubs[i % 2].client() as client:
+                codes.append(client.post("/v1/devices/chatty/heartbeat").status_code)
+        assert codes == [200, 200, 429]
+    finally:
+        for hub in hubs:
+            hub.stop()

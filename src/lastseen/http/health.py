@@ -34,6 +34,9 @@ async def readyz(request: Request) -> Response:
     hub: Hub = request.app.state.hub
     if not hub.committer.healthy:
         return JSONResponse({"ready": False, "reason": "store"}, status_code=503)
+    for service in getattr(request.app.state, "services", ()):
+        if not service.ready():
+            return JSONResponse({"ready": False, "reason": service.name}, status_code=503)
     return JSONResponse({"ready": True})
 
 

@@ -172,7 +172,7 @@ class MqttBridge:
     # ------------------------------------------------------------------ connection
 
     def _client(self) -> aiomqtt.Client:
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self.address.host,
             self.address.port,
             username=self.address.username,
@@ -185,6 +185,9 @@ class MqttBridge:
             max_inflight_messages=PUBLISH_WINDOW,
             timeout=10.0,
         )
+        # A republish keeps a window of publishes pending on purpose.
+        client.pending_calls_threshold = PUBLISH_WINDOW * 2
+        return client
 
     async def _run(self) -> None:
         attempt = 0

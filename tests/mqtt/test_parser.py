@@ -31,7 +31,11 @@ def test_device_id_rule_is_the_hubs() -> None:
             Inbound("pi", Kind.HEARTBEAT, attributes={"fw": "1"}, metrics={"t": 2.5}),
         ),
         ("ls/pi/telemetry", b"\x00\xffbinary", Inbound("pi", Kind.TELEMETRY)),
-        ("ls/pi/telemetry", b'{"temp": 21}', Inbound("pi", Kind.TELEMETRY, attributes={"temp": 21})),
+        (
+            "ls/pi/telemetry",
+            b'{"temp": 21}',
+            Inbound("pi", Kind.TELEMETRY, attributes={"temp": 21}),
+        ),
         ("ls/pi/telemetry", b"{broken", Inbound("pi", Kind.TELEMETRY)),
         ("ls/pi/status", b"online", Inbound("pi", Kind.STATUS, online=True)),
         ("ls/pi/status", b" OFFLINE\n", Inbound("pi", Kind.STATUS, online=False)),
@@ -93,9 +97,7 @@ def test_observations() -> None:
     assert Inbound("a", Kind.STATUS, online=True, session=3).observation() == Observation(
         Source.CONNECT, 3
     )
-    assert Inbound("a", Kind.STATUS, online=False).observation() == Observation(
-        Source.DISCONNECT
-    )
+    assert Inbound("a", Kind.STATUS, online=False).observation() == Observation(Source.DISCONNECT)
 
 
 topics = st.one_of(

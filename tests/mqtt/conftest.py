@@ -19,7 +19,7 @@ from lastseen.store.sqlite import SQLiteStore
 async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
     """Wait, polling, until ``check()`` holds (end-to-end tests only)."""
     async with asyncio.timeout(timeout):
-        while not check():
+        while not check():  # noqa: ASYNC110 - the state lives in another component
             await asyncio.sleep(0.02)
 
 

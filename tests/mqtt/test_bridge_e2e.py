@@ -25,7 +25,8 @@ async def test_telemetry_makes_a_device_online_with_its_attributes(
     pi.disconnect()
     await until(lambda: bridged.status("pi-1") == "online")
     entry = bridged.hub.entries["pi-1"]
-    assert entry.state.source is not None and entry.state.source.value == "telemetry"
+    assert entry.state.source is not None
+    assert entry.state.source.value == "telemetry"
     assert entry.attributes == {"temp": 21.5}
     assert bridged.bridge.metrics.messages.get("telemetry") == 1
 
@@ -111,7 +112,8 @@ async def test_retained_presence_follows_the_hub_and_deletion_clears_it(
     assert found[f"{mqtt_prefix}pi-6/availability"] == b"online"
     assert found[f"{mqtt_prefix}pi-7/availability"] == b"offline"
     presence = json.loads(found[f"{mqtt_prefix}pi-7/presence"])
-    assert presence["status"] == "offline" and presence["reason"] == "disconnected"
+    assert presence["status"] == "offline"
+    assert presence["reason"] == "disconnected"
     await bridged.hub.delete_device("pi-6")
     await until(lambda: bridged.bridge.metrics.published.get("availability") >= 3)
     found = await retained(*mqtt_broker, mqtt_prefix)

@@ -1,5 +1,8 @@
 """``lastseen serve --mqtt`` processes: retained state after a restart, shared subscriptions."""
 
+# The hubs are other processes: a blocking HTTP call or a polling sleep here stalls
+# only this test, never what it measures.
+# ruff: noqa: ASYNC110, ASYNC210
 from __future__ import annotations
 
 import asyncio

@@ -84,6 +84,30 @@ class Settings:
     trusted_proxy: tuple[str, ...] = ()
     #: Origins allowed to call the API from a browser (CORS); empty = none.
     cors_origin: tuple[str, ...] = ()
+    # --- MQTT bridge (docs/mqtt.md); active with ``mqtt`` set ---
+    #: Topic prefix of every device topic, ending in ``/``.
+    mqtt_prefix: str = "lastseen/"
+    #: MQTT client id of this instance; None: ``lastseen-`` and random hex.
+    mqtt_client_id: str | None = None
+    #: Shared-subscription group: instances in one group split the inbound messages.
+    mqtt_group: str = "lastseen"
+    #: QoS of the inbound subscriptions and of the retained presence publishes.
+    mqtt_qos: int = 1
+    #: Refuse messages of unregistered device ids instead of registering them.
+    mqtt_strict: bool = False
+    #: Largest inbound payload accepted, in bytes.
+    mqtt_max_payload: int = 65_536
+    #: Inbound messages buffered before new ones are dropped (policy: drop newest).
+    mqtt_queue: int = 100_000
+    #: What ``{prefix}{id}/availability`` says for a stale device: online or offline.
+    mqtt_stale: str = "online"
+    #: Publish Home Assistant MQTT discovery configs (a connectivity binary sensor).
+    mqtt_discovery: bool = False
+    mqtt_discovery_prefix: str = "homeassistant/"
+    #: Seconds between MQTT keep-alive pings to the broker.
+    mqtt_keepalive: int = 30
+    #: CA bundle (PEM) to verify an ``mqtts://`` broker with; default: the system's.
+    mqtt_ca: Path | None = None
     profiles: ProfileRegistry = field(default_factory=ProfileRegistry, compare=False)
 
     @property
@@ -246,6 +270,36 @@ def _parse_redis_prefix(name: str, raw: Any) -> str:
     return str(value)
 
 
+def _parse_mqtt_url(name: str, raw: Any) -> str:
+    from lastseen.mqtt.address import parse_broker_url
+
+    url = _parse_text(name, raw)
+    try:
+        parse_broker_url(url)
+    except ValueError as exc:
+        # Never echo a password into the terminal or a log.
+        shown = re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
+        raise ConfigError(f"{name}: {exc}, got {shown!r}") from None
+    return url
+
+
+def _parse_topic_prefix(name: str, raw: Any) -> str:
+    value = _parse_text(name, raw)
+    if any(c in value for c in "+#\0") or value.startswith("$") or "//" in value:
+        raise ConfigError(
+            f"{name}: a topic prefix has no wildcards (+ #), no NUL, no empty level "
+            f"and does not start with $, got {raw!r}"
+        )
+    return value if value.endswith("/") else value + "/"
+
+
+def _parse_topic_level(name: str, raw: Any) -> str:
+    value = _parse_text(name, raw)
+    if any(c in value for c in "/+#\0") or len(value) > 128:
+        raise ConfigError(f"{name}: must be one topic level (no / + #), got {raw!r}")
+    return value
+
+
 _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "host": _parse_text,
     "port": lambda n, v: _parse_int(n, v, minimum=0, maximum=65535),
@@ -258,7 +312,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "redis_prefix": _parse_redis_prefix,
     "redis_cluster": _parse_bool,
     "workers": lambda n, v: _parse_int(n, v, minimum=1, maximum=64),
-    "mqtt": _parse_text,
+    "mqtt": _parse_mqtt_url,
     "admin_key": _parse_text,
     "flush_interval": _parse_float,
     "event_retention": _parse_float,
@@ -282,6 +336,18 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "tls_key": _parse_file,
     "trusted_proxy": _parse_networks,
     "cors_origin": _parse_origins,
+    "mqtt_prefix": _parse_topic_prefix,
+    "mqtt_client_id": _parse_topic_level,
+    "mqtt_group": _parse_topic_level,
+    "mqtt_qos": lambda n, v: _parse_int(n, v, minimum=0, maximum=2),
+    "mqtt_strict": _parse_bool,
+    "mqtt_max_payload": lambda n, v: _parse_int(n, v, minimum=64, maximum=268_435_455),
+    "mqtt_queue": lambda n, v: _parse_int(n, v, minimum=16),
+    "mqtt_stale": _parse_choice(("online", "offline")),
+    "mqtt_discovery": _parse_bool,
+    "mqtt_discovery_prefix": _parse_topic_prefix,
+    "mqtt_keepalive": lambda n, v: _parse_int(n, v, minimum=1, maximum=65535),
+    "mqtt_ca": _parse_file,
 }
 
 #: Config-file sections and the settings they may hold.
@@ -317,6 +383,20 @@ _FILE_SECTIONS = {
         "tls_key",
         "trusted_proxy",
         "cors_origin",
+    },
+    "mqtt": {
+        "mqtt_prefix",
+        "mqtt_client_id",
+        "mqtt_group",
+        "mqtt_qos",
+        "mqtt_strict",
+        "mqtt_max_payload",
+        "mqtt_queue",
+        "mqtt_stale",
+        "mqtt_discovery",
+        "mqtt_discovery_prefix",
+        "mqtt_keepalive",
+        "mqtt_ca",
     },
 }
 

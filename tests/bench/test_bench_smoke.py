@@ -183,3 +183,12 @@ def test_inprocess(tmp_path: Path) -> None:
     assert {"heartbeat_us", "ceiling_us", "ratio", "batched_us_per_heartbeat"} <= result[
         "summary"
     ].keys()
+
+
+@pytest.mark.timeout(40)
+def test_mqtt_ingest(tmp_path: Path, mqtt_broker: tuple[str, int]) -> None:
+    result = run_bench(
+        tmp_path, "mqtt_ingest", "--messages", "1000", "--devices", "100", "--runs", "1"
+    )
+    assert {"qos0", "qos1"} <= result["summary"].keys()
+    assert result["summary"]["qos0"].keys() >= {"hub_rate", "processed_all"}

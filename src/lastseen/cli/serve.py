@@ -50,7 +50,33 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     ("--workers", {"help": "processes serving this port on this host (needs --redis)"}),
-    ("--mqtt", {"help": "MQTT broker URL"}),
+    ("--mqtt", {"help": "MQTT broker, mqtt://[user:pass@]host[:port] or mqtts://..."}),
+    ("--mqtt-prefix", {"help": "topic prefix of device topics (default lastseen/)"}),
+    ("--mqtt-client-id", {"help": "MQTT client id (default lastseen-<random>)"}),
+    ("--mqtt-group", {"help": "shared-subscription group of the instances (default lastseen)"}),
+    ("--mqtt-qos", {"help": "QoS of subscriptions and retained publishes (default 1)"}),
+    (
+        "--mqtt-strict",
+        {
+            "action": "store_const",
+            "const": True,
+            "help": "drop messages of unregistered device ids instead of registering them",
+        },
+    ),
+    ("--mqtt-max-payload", {"help": "largest inbound payload in bytes (default 65536)"}),
+    ("--mqtt-queue", {"help": "inbound messages queued before dropping (default 100000)"}),
+    ("--mqtt-stale", {"help": "availability of stale devices: online or offline (default online)"}),
+    (
+        "--mqtt-discovery",
+        {
+            "action": "store_const",
+            "const": True,
+            "help": "publish Home Assistant discovery configs (connectivity binary sensors)",
+        },
+    ),
+    ("--mqtt-discovery-prefix", {"help": "discovery prefix (default homeassistant)"}),
+    ("--mqtt-keepalive", {"help": "seconds between MQTT keep-alives (default 30)"}),
+    ("--mqtt-ca", {"help": "CA bundle (PEM) to verify an mqtts:// broker"}),
     ("--flush-interval", {"help": "seconds between last_seen write-behind flushes (default 1)"}),
     ("--log-level", {"help": "debug, info, warning or error (default info)"}),
     ("--log-format", {"help": "text or json (default text)"}),
@@ -181,7 +207,12 @@ async def _run_server(settings: Settings, store: Store, *, reuse_port: bool) -> 
         hub, security = build(settings, store, print_bootstrap_key)
     else:
         hub = Hub(settings, store)
-    app = create_app(hub, on_bootstrap=print_bootstrap_key, security=security)
+    services = []
+    if settings.mqtt:
+        from lastseen.mqtt.bridge import MqttBridge
+
+        services.append(MqttBridge(hub, settings, hub.metrics.registry))
+    app = create_app(hub, on_bootstrap=print_bootstrap_key, security=security, services=services)
     tls = settings.tls_cert is not None
     config = uvicorn.Config(
         app,
@@ -317,10 +348,6 @@ def run(args: argparse.Namespace) -> int:
     }
     try:
         settings = load_settings(flags)
-        if settings.mqtt:
-            raise ConfigError(
-                "--mqtt is not available in this version; run without it for HTTP ingestion"
-            )
         _check_tls(settings)
     except ConfigError as exc:
         print(f"lastseen: {exc.message}", file=sys.stderr)

@@ -15,8 +15,9 @@ Request path, outermost first:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 import orjson
 from starlette.applications import Starlette
@@ -112,13 +113,30 @@ def _middleware(hub: HubAPI, security: Security) -> list[Middleware]:
     return layers
 
 
+class Service(Protocol):
+    """Something that runs beside the hub (the MQTT bridge): started after the hub,
+    stopped before it; ``/readyz`` is not ready while ``ready()`` is false."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def ready(self) -> bool: ...
+
+
 def create_app(
-    hub: HubAPI, *, on_bootstrap: BootstrapHook | None = None, security: Security | None = None
+    hub: HubAPI,
+    *,
+    on_bootstrap: BootstrapHook | None = None,
+    security: Security | None = None,
+    services: Sequence[Service] = (),
 ) -> Starlette:
     """The hub's web application. Starting it (ASGI lifespan) starts the hub.
 
     ``on_bootstrap`` is told the first admin key of a fresh store (``lastseen serve``
-    prints it once).
+    prints it once). ``services`` start after the hub and stop before it.
     """
     if security is None:
         security = Security(
@@ -138,9 +156,15 @@ def create_app(
         except BaseException:
             await hub.stop()
             raise
+        started: list[Service] = []
         try:
+            for service in services:
+                await service.start()
+                started.append(service)
             yield
         finally:
+            for service in reversed(started):
+                await service.stop()
             await security.stop()
             await hub.stop()
 
@@ -169,6 +193,7 @@ def create_app(
     )
     app.state.hub = hub
     app.state.security = security
+    app.state.services = tuple(services)
     app.state.openapi = spec(hub.settings)
     # The ingest routes skip the middleware stack; same guard, same answers.
     app.ingest = Ingest(hub, security)

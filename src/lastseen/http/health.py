@@ -35,6 +35,9 @@ async def readyz(request: Request) -> Response:
     reason = await hub.ready()
     if reason is not None:
         return JSONResponse({"ready": False, "reason": reason}, status_code=503)
+    for service in getattr(request.app.state, "services", ()):
+        if not service.ready():
+            return JSONResponse({"ready": False, "reason": service.name}, status_code=503)
     return JSONResponse({"ready": True})
 
 

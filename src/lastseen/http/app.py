@@ -35,6 +35,9 @@ from lastseen.http.headers import SecurityHeaders
 from lastseen.http.openapi import docs_page, spec
 from lastseen.http.responses import JSONResponse, error
 from lastseen.hub.core import Hub
+from lastseen.notify import routes as notify_routes
+from lastseen.notify.service import Notifier
+from lastseen.notify.wiring import build_notifier
 from lastseen.security import Security
 from lastseen.security.service import BootstrapHook
 
@@ -112,7 +115,11 @@ def _middleware(hub: Hub, security: Security) -> list[Middleware]:
 
 
 def create_app(
-    hub: Hub, *, on_bootstrap: BootstrapHook | None = None, security: Security | None = None
+    hub: Hub,
+    *,
+    on_bootstrap: BootstrapHook | None = None,
+    security: Security | None = None,
+    notifier: Notifier | None = None,
 ) -> Starlette:
     """The hub's web application. Starting it (ASGI lifespan) starts the hub.
 
@@ -128,6 +135,8 @@ def create_app(
             registry=hub.metrics.registry,
             on_bootstrap=on_bootstrap,
         )
+    if notifier is None:
+        notifier = build_notifier(hub)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -138,8 +147,15 @@ def create_app(
             await hub.stop()
             raise
         try:
+            await notifier.start()
+        except BaseException:
+            await security.stop()
+            await hub.stop()
+            raise
+        try:
             yield
         finally:
+            await notifier.stop()
             await security.stop()
             await hub.stop()
 
@@ -152,6 +168,7 @@ def create_app(
             *keys.routes,
             *audit.routes,
             *streams.routes,
+            *notify_routes.routes,
             *health.routes,
             Route("/openapi.json", _openapi, methods=["GET"]),
             Route("/docs", _docs, methods=["GET"]),
@@ -166,5 +183,6 @@ def create_app(
     )
     app.state.hub = hub
     app.state.security = security
+    app.state.notifier = notifier
     app.state.openapi = spec(hub.settings)
     return app

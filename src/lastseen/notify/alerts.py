@@ -99,14 +99,34 @@ class AlertEngine:
 
     def seed(
         self, device_id: str, labels: Mapping[str, str], profile: str, status: Status, since: float
-    ) -> None:
+    ) -> list[AlertChange]:
         """A device's current status (at start-up or after a rule change): starts the
-        episodes it is already in, back-dated to ``since``. Counts no transition."""
+        episodes it is in, back-dated to ``since``, and ends those it has left (their
+        alerts resolve at ``since``). Counts no transition."""
+        changes: list[AlertChange] = []
         for rule in self._matching(device_id, labels, profile):
             statuses = EPISODE_STATUSES.get(rule.kind)
+            if not statuses:
+                continue
             key = (rule.name, device_id)
-            if statuses and status in statuses and key not in self._episodes:
-                self._start(rule, device_id, since)
+            episode = self._episodes.get(key)
+            if status in statuses:
+                if episode is None:
+                    self._start(rule, device_id, since)
+            elif episode is not None:
+                del self._episodes[key]
+                if episode.alert is not None:
+                    changes.append(_resolve(episode.alert, since, f"now {status.value}"))
+        return changes
+
+    def open_counts(self) -> dict[str, int]:
+        """Open alerts by rule (for the metrics gauge)."""
+        counts = dict.fromkeys(self.rules, 0)
+        for states in (self._episodes, self._flaps):
+            for (rule, _), state in states.items():
+                if state.alert is not None:  # type: ignore[attr-defined]
+                    counts[rule] = counts.get(rule, 0) + 1
+        return counts
 
     def restore(self, alerts: Iterable[Alert], now: float) -> list[AlertChange]:
         """Re-attach open alerts from the store (after ``seed``). One whose episode is

@@ -71,7 +71,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     )
     task = asyncio.get_running_loop().create_task(server.serve())
     async with asyncio.timeout(10):
-        while not server.started:
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
             await asyncio.sleep(0.01)
     state.url = f"http://127.0.0.1:{port}/hook"
     try:

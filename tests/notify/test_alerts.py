@@ -31,8 +31,13 @@ def test_offline_longer_than_d_fires_once_at_its_deadline_and_resolves_on_return
     assert e.next_deadline() == T0 + 2
     assert e.advance(T0 + 1.999) == []
     (opened,) = e.advance(T0 + 2.5)
-    assert (opened.action, opened.alert.opened_at, opened.alert.state) == (OPENED, T0 + 2, AlertState.OPEN)
-    assert e.advance(T0 + 100) == [] and e.next_deadline() is None
+    assert (opened.action, opened.alert.opened_at, opened.alert.state) == (
+        OPENED,
+        T0 + 2,
+        AlertState.OPEN,
+    )
+    assert e.advance(T0 + 100) == []
+    assert e.next_deadline() is None
     (resolved,) = go(e, OFF, ON, T0 + 120)
     assert (resolved.action, resolved.alert.resolved_at) == (RESOLVED, T0 + 120)
     assert resolved.alert.key == opened.alert.key
@@ -42,7 +47,8 @@ def test_a_one_second_blip_never_fires() -> None:
     e = engine(GONE)
     go(e, ON, OFF, T0)
     assert go(e, OFF, ON, T0 + 1) == []
-    assert e.advance(T0 + 10) == [] and e.next_deadline() is None
+    assert e.advance(T0 + 10) == []
+    assert e.next_deadline() is None
 
 
 def test_stale_for_counts_stale_and_offline_as_one_episode() -> None:
@@ -77,7 +83,8 @@ def test_a_flapping_device_gets_one_alert_that_resolves_after_a_quiet_period() -
     assert actions(e.advance(T0 + 16)) == [(RESOLVED, "flap")]
     # A new episode later is a new alert.
     later = [c for i in range(4) for c in go(e, ON, OFF, T0 + 100 + i)]
-    assert actions(later) == [(OPENED, "flap")] and later[0].alert.key != opened[0].alert.key
+    assert actions(later) == [(OPENED, "flap")]
+    assert later[0].alert.key != opened[0].alert.key
 
 
 def test_slow_transitions_are_not_flapping() -> None:

@@ -69,7 +69,10 @@ async def test_crud_masks_credentials_audits_and_needs_admin(
         created = (
             await client.post(
                 "/v1/webhooks",
-                json={"url": receiver.url, "headers": {"Authorization": "Bearer t", "X-Team": "ops"}},
+                json={
+                    "url": receiver.url,
+                    "headers": {"Authorization": "Bearer t", "X-Team": "ops"},
+                },
             )
         ).json()
         assert created["secret"].startswith("whsec_")
@@ -80,9 +83,11 @@ async def test_crud_masks_credentials_audits_and_needs_admin(
         assert (patched.json()["format"], patched.json()["filter"]["to"]) == ("slack", ["offline"])
         assert "secret" not in (await client.get(path)).json()
         listed = (await client.get("/v1/webhooks")).json()["webhooks"]
-        assert [w["id"] for w in listed] == [created["id"]] and "secret" not in listed[0]
+        assert [w["id"] for w in listed] == [created["id"]]
+        assert "secret" not in listed[0]
         replaced = await client.put(path, json={"url": receiver.url})
-        assert replaced.json()["format"] == "json" and replaced.json()["headers"] == {}
+        assert replaced.json()["format"] == "json"
+        assert replaced.json()["headers"] == {}
         assert (await client.delete(path)).status_code == 200
         assert (await client.get(path)).json()["code"] == "webhook_not_found"
         actions = [r["action"] for r in (await client.get("/v1/audit")).json()["records"]]
@@ -96,8 +101,11 @@ async def test_rule_crud_and_codes(live: LiveFactory) -> None:
     hub = await live()
     async with hub.client() as client:
         put = await client.put("/v1/alert-rules/gone", json={"kind": "offline_for", "duration": 2})
-        assert put.status_code == 201 and put.json()["duration"] == 2
-        again = await client.put("/v1/alert-rules/gone", json={"kind": "offline_for", "duration": 3})
+        assert put.status_code == 201
+        assert put.json()["duration"] == 2
+        again = await client.put(
+            "/v1/alert-rules/gone", json={"kind": "offline_for", "duration": 3}
+        )
         assert again.status_code == 200
         bad = [
             ("gone", {"kind": "offline_for"}),
@@ -111,7 +119,9 @@ async def test_rule_crud_and_codes(live: LiveFactory) -> None:
             answer = await client.put(f"/v1/alert-rules/{name}", json=body)
             assert (answer.status_code, answer.json()["code"]) == (400, "invalid_alert_rule")
         assert (await client.get("/v1/alert-rules/gone")).json()["duration"] == 3
-        assert [r["name"] for r in (await client.get("/v1/alert-rules")).json()["rules"]] == ["gone"]
+        assert [r["name"] for r in (await client.get("/v1/alert-rules")).json()["rules"]] == [
+            "gone"
+        ]
         assert (await client.delete("/v1/alert-rules/gone")).status_code == 200
         assert (await client.delete("/v1/alert-rules/gone")).json()["code"] == "rule_not_found"
         assert (await client.get("/v1/alerts?state=sometimes")).status_code == 400
@@ -132,12 +142,15 @@ async def test_offline_longer_than_two_seconds_alerts_once_and_resolves_in_real_
         (opened,) = await receiver.wait_for(1, timeout=10)
         body = orjson.loads(opened.body)
         assert (body["type"], body["action"], body["alert"]["rule"]) == ("alert", "opened", "gone")
-        assert (await client.get("/v1/alerts?state=open")).json()["alerts"][0]["device_id"] == "pi-9"
+        assert (await client.get("/v1/alerts?state=open")).json()["alerts"][0][
+            "device_id"
+        ] == "pi-9"
         await client.post("/v1/devices/pi-9/heartbeat")
         resolved = (await receiver.wait_for(2, timeout=10))[1]
         assert orjson.loads(resolved.body)["action"] == "resolved"
         assert (await client.get("/v1/alerts?state=open")).json()["alerts"] == []
         await asyncio.sleep(0.1)
         kinds = [m[0] for m in stream.drain()]
-        assert kinds.count("alert") == 2 and "transition" in kinds
+        assert kinds.count("alert") == 2
+        assert "transition" in kinds
     assert len(receiver.requests) == 2

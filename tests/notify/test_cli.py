@@ -28,13 +28,16 @@ def test_add_list_deliveries_replay_remove(tmp_path: Path) -> None:
         assert "secret (shown only this once): whsec_" in added.stdout
         webhook_id = added.stdout.split()[1]
         listed = _cli(hub, "list")
-        assert webhook_id in listed.stdout and "http://127.0.0.1:9/hook" in listed.stdout
+        assert webhook_id in listed.stdout
+        assert "http://127.0.0.1:9/hook" in listed.stdout
         assert _cli(hub, "deliveries", webhook_id, "--status", "dead").returncode == 0
         assert _cli(hub, "replay", webhook_id).stdout.strip() == "replayed 0"
         bad = _cli(hub, "add", "ftp://x", "--header", "oops")
-        assert bad.returncode != 0 and "NAME=VALUE" in bad.stderr
+        assert bad.returncode != 0
+        assert "NAME=VALUE" in bad.stderr
         assert _cli(hub, "remove", webhook_id).returncode == 0
         gone = _cli(hub, "remove", webhook_id)
-        assert gone.returncode != 0 and "webhook_not_found" in gone.stderr
+        assert gone.returncode != 0
+        assert "webhook_not_found" in gone.stderr
     finally:
         hub.stop()

@@ -76,7 +76,11 @@ async def test_failing_twice_then_succeeding_gives_one_success_with_one_event_id
                 break
             await asyncio.sleep(0.02)
     (delivery,) = rows["deliveries"]
-    assert (delivery["status"], delivery["attempts"], delivery["last_status"]) == ("delivered", 3, 200)
+    assert (delivery["status"], delivery["attempts"], delivery["last_status"]) == (
+        "delivered",
+        3,
+        200,
+    )
     assert hub.notifier.metrics.deliveries.get("delivered") == 1
     assert hub.notifier.metrics.retries.get() == 2
     await asyncio.sleep(0.2)
@@ -99,7 +103,8 @@ async def test_past_the_budget_a_delivery_is_dead_and_replay_delivers_it(
                 break
             await asyncio.sleep(0.02)
         (letter,) = dead
-        assert letter["attempts"] == 3 and letter["last_status"] == 500
+        assert letter["attempts"] == 3
+        assert letter["last_status"] == 500
         assert len(letter["last_response"].encode()) <= 1024
         metrics = (await client.get("/metrics")).text
         assert "lastseen_webhook_dead_letters 1" in metrics

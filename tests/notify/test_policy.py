@@ -30,7 +30,10 @@ def test_decisions_deliver_retry_and_run_out_of_attempts_or_age() -> None:
     assert decide(POLICY, bad, 4, 0.0, lambda: 1.0).status is DeliveryStatus.DEAD
     old = Attempt(99.0, 0.5, error="timeout")
     assert decide(POLICY, old, 1, 0.0, lambda: 1.0).status is DeliveryStatus.DEAD
-    assert decide(POLICY, Attempt(0, 0, status=302), 1, 0.0, lambda: 0.0).status is DeliveryStatus.PENDING
+    assert (
+        decide(POLICY, Attempt(0, 0, status=302), 1, 0.0, lambda: 0.0).status
+        is DeliveryStatus.PENDING
+    )
 
 
 def test_bad_policies_are_refused() -> None:
@@ -43,7 +46,8 @@ def test_bad_policies_are_refused() -> None:
 def test_responses_are_capped_on_a_character_boundary() -> None:
     assert cap_response("ok") == "ok"
     capped = cap_response("é" * 2000)
-    assert len(capped.encode()) <= RESPONSE_CAP and set(capped) == {"é"}
+    assert len(capped.encode()) <= RESPONSE_CAP
+    assert set(capped) == {"é"}
 
 
 def _d(i: int, sub: str, device: str) -> Delivery:

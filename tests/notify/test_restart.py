@@ -18,7 +18,7 @@ ADMIN = "restart-admin-key"
 class _Hook(BaseHTTPRequestHandler):
     server: _Server
 
-    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         self.rfile.read(length)
         with self.server.lock:
@@ -79,10 +79,12 @@ def test_a_restart_mid_retry_still_delivers(tmp_path: Path, hook: _Server) -> No
         _wait(lambda: len(hook.seen) == 2)
         with hub.client() as client:
             _wait(
-                lambda: client.get(f"/v1/webhooks/{created['id']}/deliveries").json()[
-                    "deliveries"
-                ][0]["status"]
-                == "delivered"
+                lambda: (
+                    client.get(f"/v1/webhooks/{created['id']}/deliveries").json()["deliveries"][0][
+                        "status"
+                    ]
+                    == "delivered"
+                )
             )
         assert hook.seen[0] == hook.seen[1] != ""
     finally:

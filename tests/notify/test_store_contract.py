@@ -105,12 +105,14 @@ async def test_retry_dead_and_replay(store: NotifyStore) -> None:
 async def test_alerts_open_once_and_resolve_once(store: NotifyStore) -> None:
     alert = Alert("r/d1/1", "r", AlertKind.OFFLINE_FOR, "d1", AlertState.OPEN, T0, reason="x")
     opened = await store.open_alert(alert)
-    assert opened is not None and opened.id > 0
+    assert opened is not None
+    assert opened.id > 0
     assert await store.open_alert(alert) is None
     assert [a.key for a in await store.open_alerts()] == ["r/d1/1"]
     done = Alert("r/d1/1", "r", AlertKind.OFFLINE_FOR, "d1", AlertState.RESOLVED, T0, T0 + 3, "y")
     resolved = await store.resolve_alert(done)
-    assert resolved is not None and resolved.state is AlertState.RESOLVED
+    assert resolved is not None
+    assert resolved.state is AlertState.RESOLVED
     assert await store.resolve_alert(done) is None
     assert await store.alerts(AlertState.OPEN, 10) == []
     assert [a.resolved_at for a in await store.alerts(AlertState.RESOLVED, 10)] == [T0 + 3]

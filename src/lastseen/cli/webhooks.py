@@ -15,8 +15,6 @@ import orjson
 from lastseen.cli._common import EXIT_OK, UsageError, connect, hub_options, plain, run
 
 
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "webhooks", help="list, add and remove webhooks; inspect and replay deliveries",

@@ -86,7 +86,7 @@ class AlertEngine:
                 continue
             for states in (self._episodes, self._flaps):
                 for key in [k for k in states if k[0] == name]:
-                    alert = states.pop(key).alert  # type: ignore[attr-defined]
+                    alert = states.pop(key).alert
                     if alert is not None:
                         changes.append(_resolve(alert, now, "rule_changed"))
         self.rules = new
@@ -124,7 +124,7 @@ class AlertEngine:
         counts = dict.fromkeys(self.rules, 0)
         for states in (self._episodes, self._flaps):
             for (rule, _), state in states.items():
-                if state.alert is not None:  # type: ignore[attr-defined]
+                if state.alert is not None:
                     counts[rule] = counts.get(rule, 0) + 1
         return counts
 
@@ -195,7 +195,7 @@ class AlertEngine:
         changes = []
         for states in (self._episodes, self._flaps):
             for key in [k for k in states if k[1] == device_id]:
-                alert = states.pop(key).alert  # type: ignore[attr-defined]
+                alert = states.pop(key).alert
                 if alert is not None:
                     changes.append(_resolve(alert, now, "device_deleted"))
         return changes

@@ -122,10 +122,13 @@ RULE_BODY = {
         _rule_kind("stale_for", {"duration": _SECONDS}, ["duration"]),
         _rule_kind(
             "flapping",
-            {"count": {"type": "integer", "minimum": 1, "maximum": 1000},
-             "window": _SECONDS, "quiet": _SECONDS},
+            {
+                "count": {"type": "integer", "minimum": 1, "maximum": 1000},
+                "window": _SECONDS,
+                "quiet": _SECONDS,
+            },
             ["count", "window"],
-        ),  # fmt: skip
+        ),
         _rule_kind("back_online", {}, []),
     ]
 }
@@ -151,7 +154,12 @@ def paths(op: Any, query: Any, limit: dict[str, Any]) -> dict[str, Any]:
     """The paths; ``op`` and ``query`` are the main document's helpers."""
     webhook_id = {"name": "webhook_id", "in": "path", "required": True,
                   "schema": {"type": "string", "pattern": "^[^/]+$"}}  # fmt: skip
-    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[^/]+$"}}
+    name = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[^/]+$"},
+    }
     rule_name = {"name": "name", "in": "path", "required": True, "schema": _RULE_NAME}
     not_found = {"404": _err("No such webhook")}
     body = {
@@ -167,75 +175,176 @@ def paths(op: Any, query: Any, limit: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
     refused = {"403": _err("The key may not do this, or the URL's destination is refused")}
     replayed = _json(
-        {"type": "object", "required": ["replayed"], "properties": {"replayed": {"type": "integer"}}},
+        {
+            "type": "object",
+            "required": ["replayed"],
+            "properties": {"replayed": {"type": "integer"}},
+        },
         "How many deliveries are due again",
     )
     return {
         "/v1/webhooks": {
-            "get": op("Webhook subscriptions; never a secret (admin)", {"200": _json(
-                {"type": "object", "required": ["webhooks"],
-                 "properties": {"webhooks": {"type": "array", "items": WEBHOOK}}}, "The webhooks")}),
+            "get": op(
+                "Webhook subscriptions; never a secret (admin)",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["webhooks"],
+                            "properties": {"webhooks": {"type": "array", "items": WEBHOOK}},
+                        },
+                        "The webhooks",
+                    )
+                },
+            ),
             "post": op(
                 "Subscribe a URL; the signing secret is in this answer only (admin; audited)",
-                {"201": _json({**WEBHOOK, "required": [*WEBHOOK["required"], "secret"]},
-                              "The webhook and its secret"), **refused},
+                {
+                    "201": _json(
+                        {**WEBHOOK, "required": [*WEBHOOK["required"], "secret"]},
+                        "The webhook and its secret",
+                    ),
+                    **refused,
+                },
                 requestBody=create_body,
             ),
-        },  # fmt: skip
+        },
         "/v1/webhooks/{webhook_id}": {
-            "get": op("One webhook (admin)", {"200": _json(WEBHOOK, "The webhook"), **not_found},
-                      parameters=[webhook_id]),
-            "patch": op("Change the fields given (admin; audited)",
-                        {"200": _json(WEBHOOK, "The webhook"), **not_found, **refused},
-                        parameters=[webhook_id], requestBody=body),
-            "put": op("Replace every field (url required; admin; audited)",
-                      {"200": _json(WEBHOOK, "The webhook"), **not_found, **refused},
-                      parameters=[webhook_id], requestBody=create_body),
-            "delete": op("Remove a webhook and its queued deliveries (admin; audited)",
-                         {"200": _json({"type": "object"}, "Deleted"), **not_found},
-                         parameters=[webhook_id]),
-        },  # fmt: skip
+            "get": op(
+                "One webhook (admin)",
+                {"200": _json(WEBHOOK, "The webhook"), **not_found},
+                parameters=[webhook_id],
+            ),
+            "patch": op(
+                "Change the fields given (admin; audited)",
+                {"200": _json(WEBHOOK, "The webhook"), **not_found, **refused},
+                parameters=[webhook_id],
+                requestBody=body,
+            ),
+            "put": op(
+                "Replace every field (url required; admin; audited)",
+                {"200": _json(WEBHOOK, "The webhook"), **not_found, **refused},
+                parameters=[webhook_id],
+                requestBody=create_body,
+            ),
+            "delete": op(
+                "Remove a webhook and its queued deliveries (admin; audited)",
+                {"200": _json({"type": "object"}, "Deleted"), **not_found},
+                parameters=[webhook_id],
+            ),
+        },
         "/v1/webhooks/{webhook_id}/deliveries": {
-            "get": op("Deliveries, newest first (admin)", {"200": _json(
-                {"type": "object", "required": ["deliveries"],
-                 "properties": {"deliveries": {"type": "array", "items": DELIVERY}}}, "A page"),
-                **not_found},
-                parameters=[webhook_id, query("status", {"enum": ["pending", "sending", "delivered", "dead"]},
-                                              "Only this status"), limit]),
-        },  # fmt: skip
+            "get": op(
+                "Deliveries, newest first (admin)",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["deliveries"],
+                            "properties": {"deliveries": {"type": "array", "items": DELIVERY}},
+                        },
+                        "A page",
+                    ),
+                    **not_found,
+                },
+                parameters=[
+                    webhook_id,
+                    query(
+                        "status",
+                        {"enum": ["pending", "sending", "delivered", "dead"]},
+                        "Only this status",
+                    ),
+                    limit,
+                ],
+            ),
+        },
         "/v1/webhooks/{webhook_id}/replay": {
-            "post": op("Every dead delivery due again, with a fresh budget (admin; audited)",
-                       {"200": replayed, **not_found}, parameters=[webhook_id]),
-        },  # fmt: skip
+            "post": op(
+                "Every dead delivery due again, with a fresh budget (admin; audited)",
+                {"200": replayed, **not_found},
+                parameters=[webhook_id],
+            ),
+        },
         "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay": {
-            "post": op("A dead or delivered delivery sent again (admin; audited)",
-                       {"200": replayed, "404": _err("No such webhook or delivery"),
-                        "409": _err("The delivery is still pending")},
-                       parameters=[webhook_id, {"name": "delivery_id", "in": "path", "required": True,
-                                                "schema": {"type": "string", "pattern": "^[^/]+$"}}]),
-        },  # fmt: skip
+            "post": op(
+                "A dead or delivered delivery sent again (admin; audited)",
+                {
+                    "200": replayed,
+                    "404": _err("No such webhook or delivery"),
+                    "409": _err("The delivery is still pending"),
+                },
+                parameters=[
+                    webhook_id,
+                    {
+                        "name": "delivery_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[^/]+$"},
+                    },
+                ],
+            ),
+        },
         "/v1/alert-rules": {
-            "get": op("Alert rules, from the config file and the API (admin)", {"200": _json(
-                {"type": "object", "required": ["rules"],
-                 "properties": {"rules": {"type": "array", "items": RULE}}}, "The rules")}),
-        },  # fmt: skip
+            "get": op(
+                "Alert rules, from the config file and the API (admin)",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["rules"],
+                            "properties": {"rules": {"type": "array", "items": RULE}},
+                        },
+                        "The rules",
+                    )
+                },
+            ),
+        },
         "/v1/alert-rules/{name}": {
-            "get": op("One alert rule (admin)", {"200": _json(RULE, "The rule"),
-                                                 "404": _err("No such rule")}, parameters=[name]),
-            "put": op("Create or replace a rule (admin; audited)",
-                      {"200": _json(RULE, "Replaced"), "201": _json(RULE, "Created"),
-                       "409": _err("The rule is defined in the config file")},
-                      parameters=[rule_name], requestBody={"required": True, "content": {
-                          "application/json": {"schema": RULE_BODY}}}),
-            "delete": op("Remove a rule; its open alerts resolve (admin; audited)",
-                         {"200": _json({"type": "object"}, "Deleted"), "404": _err("No such rule"),
-                          "409": _err("The rule is defined in the config file")},
-                         parameters=[name]),
-        },  # fmt: skip
+            "get": op(
+                "One alert rule (admin)",
+                {"200": _json(RULE, "The rule"), "404": _err("No such rule")},
+                parameters=[name],
+            ),
+            "put": op(
+                "Create or replace a rule (admin; audited)",
+                {
+                    "200": _json(RULE, "Replaced"),
+                    "201": _json(RULE, "Created"),
+                    "409": _err("The rule is defined in the config file"),
+                },
+                parameters=[rule_name],
+                requestBody={
+                    "required": True,
+                    "content": {"application/json": {"schema": RULE_BODY}},
+                },
+            ),
+            "delete": op(
+                "Remove a rule; its open alerts resolve (admin; audited)",
+                {
+                    "200": _json({"type": "object"}, "Deleted"),
+                    "404": _err("No such rule"),
+                    "409": _err("The rule is defined in the config file"),
+                },
+                parameters=[name],
+            ),
+        },
         "/v1/alerts": {
-            "get": op("Alerts, newest first (admin)", {"200": _json(
-                {"type": "object", "required": ["alerts"],
-                 "properties": {"alerts": {"type": "array", "items": ALERT}}}, "A page")},
-                parameters=[query("state", {"enum": ["open", "resolved"]}, "Only this state"), limit]),
-        },  # fmt: skip
+            "get": op(
+                "Alerts, newest first (admin)",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["alerts"],
+                            "properties": {"alerts": {"type": "array", "items": ALERT}},
+                        },
+                        "A page",
+                    )
+                },
+                parameters=[
+                    query("state", {"enum": ["open", "resolved"]}, "Only this state"),
+                    limit,
+                ],
+            ),
+        },
     }

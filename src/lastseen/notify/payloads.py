@@ -70,7 +70,9 @@ def alert_body(fmt: Format, action: str, alert: Alert, event_id: str) -> bytes:
         icon = ":rotating_light:" if action == "opened" else ":white_check_mark:"
         text = f"{icon} alert {alert.rule} {action} for {alert.device_id}: {alert.reason}"
         return _slack(text)
-    return orjson.dumps({"type": "alert", "id": event_id, "action": action, "alert": alert_json(alert)})
+    return orjson.dumps(
+        {"type": "alert", "id": event_id, "action": action, "alert": alert_json(alert)}
+    )
 
 
 def _slack(text: str) -> bytes:

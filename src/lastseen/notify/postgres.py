@@ -123,11 +123,13 @@ class PostgresNotifyStore:
                 await conn.execute(
                     "CREATE TABLE IF NOT EXISTS notify_schema (version INTEGER NOT NULL)"
                 )
-                row = await (await conn.execute("SELECT max(version) FROM notify_schema")).fetchone()
+                row = await (
+                    await conn.execute("SELECT max(version) FROM notify_schema")
+                ).fetchone()
                 version = (row[0] if row else None) or 0
                 for step, script in MIGRATIONS:
                     if step > version:
-                        await conn.execute(script)  # type: ignore[arg-type]
+                        await conn.execute(script)
                         await conn.execute("INSERT INTO notify_schema VALUES (%s)", (step,))
         except (psycopg.Error, OSError) as exc:
             await pool.close()
@@ -147,7 +149,7 @@ class PostgresNotifyStore:
             raise StoreError("notification store is not open")
         try:
             async with self._pool.connection() as conn:
-                cur = await conn.execute(sql, args)  # type: ignore[arg-type]
+                cur = await conn.execute(sql, args)
                 return await cur.fetchall() if cur.description else []
         except psycopg.Error as exc:
             raise StoreError(f"notification store (postgres): {exc}") from exc
@@ -157,7 +159,7 @@ class PostgresNotifyStore:
             raise StoreError("notification store is not open")
         try:
             async with self._pool.connection() as conn:
-                cur = await conn.execute(sql, args)  # type: ignore[arg-type]
+                cur = await conn.execute(sql, args)
                 return cur.rowcount
         except psycopg.Error as exc:
             raise StoreError(f"notification store (postgres): {exc}") from exc
@@ -187,8 +189,13 @@ class PostgresNotifyStore:
         return [subscription_from(r) for r in rows]
 
     async def delete_subscription(self, subscription_id: str) -> bool:
-        await self._rows("DELETE FROM notify_deliveries WHERE subscription_id = %s", (subscription_id,))
-        return await self._count("DELETE FROM notify_subscriptions WHERE id = %s", (subscription_id,)) > 0
+        await self._rows(
+            "DELETE FROM notify_deliveries WHERE subscription_id = %s", (subscription_id,)
+        )
+        return (
+            await self._count("DELETE FROM notify_subscriptions WHERE id = %s", (subscription_id,))
+            > 0
+        )
 
     # ------------------------------------------------------------------ queue
 
@@ -210,7 +217,8 @@ class PostgresNotifyStore:
                         added += cur.rowcount
                     if cursor is not None:
                         await cur.execute(
-                            "UPDATE notify_meta SET value = GREATEST(value, %s) WHERE key = 'cursor'",
+                            "UPDATE notify_meta SET value = GREATEST(value, %s) "
+                            "WHERE key = 'cursor'",
                             (cursor,),
                         )
                 return added
@@ -243,7 +251,9 @@ class PostgresNotifyStore:
                     "ORDER BY d.next_at, d.id LIMIT %s FOR UPDATE SKIP LOCKED",
                     (now, now, skip, limit * CLAIM_OVERSCAN),
                 )
-                chosen = pick([delivery_from(r) for r in await cur.fetchall()], limit, in_flight, per_sub)
+                chosen = pick(
+                    [delivery_from(r) for r in await cur.fetchall()], limit, in_flight, per_sub
+                )
                 if not chosen:
                     return []
                 cur = await conn.execute(

@@ -85,7 +85,9 @@ async def _subscription(request: Request) -> Subscription:
     if found is None:
         found = await _notifier(request).store.get_subscription(request.path_params["webhook_id"])
     if found is None:
-        raise NotFound(f"no webhook {request.path_params['webhook_id']!r}", code="webhook_not_found")
+        raise NotFound(
+            f"no webhook {request.path_params['webhook_id']!r}", code="webhook_not_found"
+        )
     return found
 
 
@@ -102,7 +104,16 @@ async def _fields(request: Request, body: dict[str, Any], base: Subscription) ->
     if url != base.url:
         await resolve(url, _notifier(request).addresses)
     return Subscription(
-        base.id, url, base.secret, flt, headers, fmt, text, enabled, base.created_at, base.updated_at
+        base.id,
+        url,
+        base.secret,
+        flt,
+        headers,
+        fmt,
+        text,
+        enabled,
+        base.created_at,
+        base.updated_at,
     )
 
 
@@ -117,7 +128,9 @@ async def create_webhook(request: Request) -> Response:
     if "url" not in body:
         raise InvalidInput("url is required", code="invalid_webhook")
     now = notifier.clock.now()
-    blank = Subscription(new_id(), "", new_secret(), WebhookFilter(), created_at=now, updated_at=now)
+    blank = Subscription(
+        new_id(), "", new_secret(), WebhookFilter(), created_at=now, updated_at=now
+    )
     sub = await notifier.create(await _fields(request, body, blank))
     await _audit(request, "webhook.created", sub.id, {"url": sub.url, "format": sub.format.value})
     return JSONResponse({**webhook_json(sub), "secret": sub.secret}, status_code=201)
@@ -136,9 +149,7 @@ async def update_webhook(request: Request) -> Response:
     if request.method == "PUT":
         if "url" not in body:
             raise InvalidInput("url is required", code="invalid_webhook")
-        base = Subscription(
-            current.id, current.url, current.secret, created_at=current.created_at
-        )
+        base = Subscription(current.id, current.url, current.secret, created_at=current.created_at)
     sub = await notifier.update(await _fields(request, body, base))
     await _audit(request, "webhook.updated", sub.id, {"fields": sorted(body)})
     return JSONResponse(webhook_json(sub))
@@ -210,7 +221,9 @@ async def put_rule(request: Request) -> Response:
         raise Conflict(f"rule {name!r} is defined in the config file", code="rule_from_config")
     created = name not in notifier.api_rules
     await notifier.put_rule(rule)
-    await _audit(request, "alert_rule.created" if created else "alert_rule.updated", name, rule_json(rule))
+    await _audit(
+        request, "alert_rule.created" if created else "alert_rule.updated", name, rule_json(rule)
+    )
     return JSONResponse(rule_json(rule), status_code=201 if created else 200)
 
 

@@ -30,7 +30,7 @@ import orjson
 from lastseen.clock import Clock
 from lastseen.errors import LastseenError
 from lastseen.hub.broadcast import DEVICE, RESET, TRANSITION, StreamFilter
-from lastseen.notify.alerts import FIRED, OPENED, AlertEngine
+from lastseen.notify.alerts import OPENED, AlertEngine
 from lastseen.notify.instruments import NotifyMetrics
 from lastseen.notify.matching import wants_alert, wants_transition
 from lastseen.notify.models import (
@@ -314,7 +314,13 @@ class Notifier:
         profile = entry.profile.name if entry is not None else "default"
         event_id = f"alert:{alert.key}:{action}"
         return [
-            NewDelivery(sub.id, event_id, alert.device_id, alert_body(sub.format, action, alert, event_id), now)
+            NewDelivery(
+                sub.id,
+                event_id,
+                alert.device_id,
+                alert_body(sub.format, action, alert, event_id),
+                now,
+            )
             for sub in self.subscriptions.values()
             if sub.enabled and wants_alert(sub.filter, alert.device_id, labels, profile, alert.rule)
         ]
@@ -392,7 +398,9 @@ class Notifier:
                 self.policy.timeout,
                 self.clock.now(),
             )
-            decision = decide(self.policy, result, delivery.attempts, delivery.created_at, self.rand)
+            decision = decide(
+                self.policy, result, delivery.attempts, delivery.created_at, self.rand
+            )
             won = await self.store.finish(delivery, result, decision)
             self.metrics.attempt_seconds.observe(result.duration)
             outcome = decision.status.value if won else "lost"
@@ -401,10 +409,14 @@ class Notifier:
                 self.metrics.retries.inc()
             self.metrics.deliveries.inc(1.0, outcome)
             if won and decision.status is not DeliveryStatus.PENDING:
-                self.counts[DeliveryStatus.PENDING] = max(0, self.counts[DeliveryStatus.PENDING] - 1)
+                self.counts[DeliveryStatus.PENDING] = max(
+                    0, self.counts[DeliveryStatus.PENDING] - 1
+                )
                 self.counts[decision.status] += 1
             if won and decision.status is DeliveryStatus.DELIVERED:
-                self.metrics.latency.observe(max(0.0, result.at + result.duration - delivery.created_at))
+                self.metrics.latency.observe(
+                    max(0.0, result.at + result.duration - delivery.created_at)
+                )
             level = logging.INFO if result.ok else logging.WARNING
             log.log(
                 level,
@@ -469,5 +481,3 @@ def new_secret() -> str:
 
 def new_id() -> str:
     return "wh_" + secrets.token_hex(8)
-
-

@@ -174,7 +174,9 @@ def alert_row(a: Alert) -> tuple[Any, ...]:
 def finish_values(attempt: Attempt, decision: Decision) -> tuple[Any, ...]:
     """``status, next_at, lease_until, last_status, last_error, last_response,
     delivered_at`` after an attempt."""
-    delivered = attempt.at + attempt.duration if decision.status is DeliveryStatus.DELIVERED else None
+    delivered = (
+        attempt.at + attempt.duration if decision.status is DeliveryStatus.DELIVERED else None
+    )
     return (
         decision.status.value,
         decision.next_at if decision.next_at is not None else attempt.at,
@@ -228,7 +230,9 @@ class SQLiteNotifyStore:
             raise StoreError(f"{self._path}: notification schema {version} is newer than {latest}")
         for step, script in MIGRATIONS:
             if step > version:
-                conn.executescript(f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {step}; COMMIT;")
+                conn.executescript(
+                    f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {step}; COMMIT;"
+                )
         self._conn = conn
 
     async def _run(self, job: Callable[[sqlite3.Connection], T]) -> T:
@@ -276,7 +280,9 @@ class SQLiteNotifyStore:
 
     async def list_subscriptions(self) -> list[Subscription]:
         def job(c: sqlite3.Connection) -> list[Subscription]:
-            rows = c.execute(f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions ORDER BY created_at, id")
+            rows = c.execute(
+                f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions ORDER BY created_at, id"
+            )
             return [subscription_from(r) for r in rows]
 
         return await self._run(job)
@@ -284,7 +290,9 @@ class SQLiteNotifyStore:
     async def delete_subscription(self, subscription_id: str) -> bool:
         def job(c: sqlite3.Connection) -> bool:
             c.execute("DELETE FROM deliveries WHERE subscription_id = ?", (subscription_id,))
-            return c.execute("DELETE FROM subscriptions WHERE id = ?", (subscription_id,)).rowcount > 0
+            return (
+                c.execute("DELETE FROM subscriptions WHERE id = ?", (subscription_id,)).rowcount > 0
+            )
 
         return await self._run(job)
 
@@ -431,15 +439,22 @@ class SQLiteNotifyStore:
     async def put_rule(self, rule: AlertRule) -> None:
         body = orjson.dumps(rule_json(rule)).decode()
         await self._run(
-            lambda c: c.execute("INSERT OR REPLACE INTO rules (name, body) VALUES (?, ?)", (rule.name, body))
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO rules (name, body) VALUES (?, ?)", (rule.name, body)
+            )
         )
 
     async def delete_rule(self, name: str) -> bool:
-        return await self._run(lambda c: c.execute("DELETE FROM rules WHERE name = ?", (name,)).rowcount > 0)
+        return await self._run(
+            lambda c: c.execute("DELETE FROM rules WHERE name = ?", (name,)).rowcount > 0
+        )
 
     async def list_rules(self) -> list[AlertRule]:
         def job(c: sqlite3.Connection) -> list[AlertRule]:
-            return [rule_from(orjson.loads(b)) for (b,) in c.execute("SELECT body FROM rules ORDER BY name")]
+            return [
+                rule_from(orjson.loads(b))
+                for (b,) in c.execute("SELECT body FROM rules ORDER BY name")
+            ]
 
         return await self._run(job)
 
@@ -452,7 +467,9 @@ class SQLiteNotifyStore:
             )
             if cur.rowcount == 0:
                 return None
-            row = c.execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE key = ?", (alert.key,)).fetchone()
+            row = c.execute(
+                f"SELECT {ALERT_COLUMNS} FROM alerts WHERE key = ?", (alert.key,)
+            ).fetchone()
             return alert_from(row)
 
         return await self._run(job)
@@ -469,7 +486,9 @@ class SQLiteNotifyStore:
             )
             if cur.rowcount == 0:
                 return None
-            row = c.execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE key = ?", (alert.key,)).fetchone()
+            row = c.execute(
+                f"SELECT {ALERT_COLUMNS} FROM alerts WHERE key = ?", (alert.key,)
+            ).fetchone()
             return alert_from(row)
 
         return await self._run(job)
@@ -477,7 +496,9 @@ class SQLiteNotifyStore:
     async def alerts(self, state: AlertState | None, limit: int) -> list[Alert]:
         def job(c: sqlite3.Connection) -> list[Alert]:
             if state is None:
-                rows = c.execute(f"SELECT {ALERT_COLUMNS} FROM alerts ORDER BY id DESC LIMIT ?", (limit,))
+                rows = c.execute(
+                    f"SELECT {ALERT_COLUMNS} FROM alerts ORDER BY id DESC LIMIT ?", (limit,)
+                )
             else:
                 rows = c.execute(
                     f"SELECT {ALERT_COLUMNS} FROM alerts WHERE state = ? ORDER BY id DESC LIMIT ?",
@@ -496,4 +517,6 @@ class SQLiteNotifyStore:
 
 
 def _claimed(d: Delivery, lease_until: float) -> Delivery:
-    return replace(d, status=DeliveryStatus.SENDING, attempts=d.attempts + 1, lease_until=lease_until)
+    return replace(
+        d, status=DeliveryStatus.SENDING, attempts=d.attempts + 1, lease_until=lease_until
+    )

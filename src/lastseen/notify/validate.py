@@ -71,7 +71,9 @@ def refuse_unknown(body: Mapping[str, Any], allowed: frozenset[str], what: str) 
             raise InvalidInput(f"unknown field {key!r} in {what}", code="unknown_field")
 
 
-def _strings(value: Any, what: str, code: str, pattern: re.Pattern[str] | None = None) -> frozenset[str]:
+def _strings(
+    value: Any, what: str, code: str, pattern: re.Pattern[str] | None = None
+) -> frozenset[str]:
     if not isinstance(value, list) or len(value) > MAX_LIST:
         raise _bad(f"{what} must be a list of at most {MAX_LIST} strings", code)
     for item in value:
@@ -172,7 +174,9 @@ def headers(value: Any) -> dict[str, str]:
             or not text.isascii()
             or any(ord(c) < 32 or ord(c) == 127 for c in text)
         ):
-            raise _bad(f"header {name!r}: value must be printable ASCII <= {MAX_HEADER_VALUE}", code)
+            raise _bad(
+                f"header {name!r}: value must be printable ASCII <= {MAX_HEADER_VALUE}", code
+            )
         out[name] = text
     return out
 
@@ -210,7 +214,7 @@ def rule(name: str, body: Any, source: str = "api") -> AlertRule:
         raise _bad("a rule must be an object", code)
     refuse_unknown(body, RULE_FIELDS, "alert rule")
     try:
-        kind = AlertKind(body.get("kind"))
+        kind = AlertKind(str(body.get("kind")))
     except ValueError:
         known = ", ".join(k.value for k in AlertKind)
         raise _bad(f"kind must be one of {known}", code) from None
@@ -225,7 +229,9 @@ def rule(name: str, body: Any, source: str = "api") -> AlertRule:
             raise _bad(f"{key} does not apply to a {kind.value} rule", code)
     found = target(body, code)
     if kind in (AlertKind.OFFLINE_FOR, AlertKind.STALE_FOR):
-        return AlertRule(name, kind, found, duration=_seconds(body, "duration", code), source=source)
+        return AlertRule(
+            name, kind, found, duration=_seconds(body, "duration", code), source=source
+        )
     if kind is AlertKind.FLAPPING:
         count = body.get("count")
         if isinstance(count, float) and count.is_integer():

@@ -84,6 +84,15 @@ async def test_per_subscription_cap_and_lapsed_leases(store: NotifyStore) -> Non
     assert len(taken) == 5
 
 
+async def test_a_released_claim_is_due_again_with_its_attempt_count(store: NotifyStore) -> None:
+    await store.enqueue([_new("a", "1")], 1)
+    (d,) = await store.claim(T0, 1, 30.0, {}, 4)
+    assert await store.release(d)
+    assert not await store.release(d)
+    (again,) = await store.claim(T0, 1, 30.0, {}, 4)
+    assert again.attempts == 1
+
+
 async def test_retry_dead_and_replay(store: NotifyStore) -> None:
     await store.enqueue([_new("a", "1")], 1)
     (d,) = await store.claim(T0, 1, 30.0, {}, 4)

@@ -276,6 +276,14 @@ class PostgresNotifyStore:
         )
         return count > 0
 
+    async def release(self, delivery: Delivery) -> bool:
+        count = await self._count(
+            "UPDATE notify_deliveries SET status = 'pending', lease_until = NULL, "
+            "attempts = attempts - 1 WHERE id = %s AND status = 'sending' AND attempts = %s",
+            (delivery.id, delivery.attempts),
+        )
+        return count > 0
+
     async def deliveries(
         self, subscription_id: str, status: DeliveryStatus | None, limit: int
     ) -> list[Delivery]:

@@ -60,6 +60,8 @@ ALERT = "alert"
 POLL_CAP = 1.0
 #: Seconds between reloads of subscriptions and rules made by other instances.
 RELOAD_INTERVAL = 5.0
+#: Seconds a stopping notifier lets its sends in flight finish.
+STOP_GRACE = 2.0
 _STATUSES = {s.value: s for s in Status}
 
 
@@ -101,6 +103,7 @@ class Notifier:
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._in_flight: dict[int, str] = {}
+        self._claimed: dict[int, Delivery] = {}
         self._senders: set[asyncio.Task[None]] = set()
         self._work = asyncio.Event()
         self._alarm = asyncio.Event()
@@ -129,13 +132,22 @@ class Notifier:
         ]
 
     async def stop(self) -> None:
-        """Stop the tasks; claimed deliveries still in flight are abandoned to their
-        lease (another start, or another instance, takes them over when it lapses)."""
-        tasks = [*self._tasks, *self._senders]
-        for task in tasks:
+        """Stop the tasks. Sends in flight get ``STOP_GRACE`` seconds to finish; the
+        rest are cancelled and their claims given back, so the next start (or another
+        instance) sends them at once instead of after their lease."""
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self._senders:
+            await asyncio.wait(set(self._senders), timeout=STOP_GRACE)
+        unfinished = list(self._claimed.values())
+        for task in list(self._senders):
+            task.cancel()
+        await asyncio.gather(*self._senders, return_exceptions=True)
+        for delivery in unfinished:
+            with contextlib.suppress(LastseenError):
+                await self.store.release(delivery)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -378,6 +390,7 @@ class Notifier:
 
     def _spawn(self, delivery: Delivery) -> None:
         self._in_flight[delivery.id] = delivery.subscription_id
+        self._claimed[delivery.id] = delivery
         task = asyncio.get_running_loop().create_task(self._send(delivery))
         self._senders.add(task)
         task.add_done_callback(self._senders.discard)
@@ -388,6 +401,7 @@ class Notifier:
             if subscription is None:
                 subscription = await self.store.get_subscription(delivery.subscription_id)
                 if subscription is None:
+                    self._claimed.pop(delivery.id, None)
                     return  # deleted with its deliveries meanwhile
             assert self._client is not None
             result = await attempt(
@@ -402,6 +416,7 @@ class Notifier:
                 self.policy, result, delivery.attempts, delivery.created_at, self.rand
             )
             won = await self.store.finish(delivery, result, decision)
+            self._claimed.pop(delivery.id, None)
             self.metrics.attempt_seconds.observe(result.duration)
             outcome = decision.status.value if won else "lost"
             if decision.status is DeliveryStatus.PENDING:
@@ -432,6 +447,7 @@ class Notifier:
                 (result.error or "-").replace(" ", "_")[:200],
             )
         except LastseenError as exc:
+            self._claimed.pop(delivery.id, None)
             log.error("event=webhook_send_failed delivery=%d code=%s", delivery.id, exc.code)
         finally:
             self._in_flight.pop(delivery.id, None)

@@ -373,6 +373,17 @@ class SQLiteNotifyStore:
 
         return await self._run(job)
 
+    async def release(self, delivery: Delivery) -> bool:
+        def job(c: sqlite3.Connection) -> bool:
+            cur = c.execute(
+                "UPDATE deliveries SET status = 'pending', lease_until = NULL, "
+                "attempts = attempts - 1 WHERE id = ? AND status = 'sending' AND attempts = ?",
+                (delivery.id, delivery.attempts),
+            )
+            return cur.rowcount > 0
+
+        return await self._run(job)
+
     async def deliveries(
         self, subscription_id: str, status: DeliveryStatus | None, limit: int
     ) -> list[Delivery]:

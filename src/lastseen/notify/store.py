@@ -76,6 +76,11 @@ class NotifyStore(Protocol):
         """Record an attempt's outcome; False when the claim was lost meanwhile."""
         ...
 
+    async def release(self, delivery: Delivery) -> bool:
+        """Give back a claim without an attempt (shutdown): pending again, due now,
+        its attempt count as before the claim. False when the claim was lost."""
+        ...
+
     async def deliveries(
         self, subscription_id: str, status: DeliveryStatus | None, limit: int
     ) -> list[Delivery]:

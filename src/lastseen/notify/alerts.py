@@ -119,6 +119,10 @@ class AlertEngine:
                     changes.append(_resolve(episode.alert, since, f"now {status.value}"))
         return changes
 
+    def devices(self) -> set[str]:
+        """Devices the engine holds state for."""
+        return {key[1] for states in (self._episodes, self._flaps) for key in states}
+
     def open_counts(self) -> dict[str, int]:
         """Open alerts by rule (for the metrics gauge)."""
         counts = dict.fromkeys(self.rules, 0)

@@ -29,7 +29,7 @@ import orjson
 
 from lastseen.clock import Clock
 from lastseen.errors import LastseenError
-from lastseen.hub.broadcast import DEVICE, RESET, TRANSITION, StreamFilter
+from lastseen.hub.broadcast import RESET, TRANSITION, StreamFilter
 from lastseen.notify.alerts import OPENED, AlertEngine
 from lastseen.notify.instruments import NotifyMetrics
 from lastseen.notify.matching import wants_alert, wants_transition
@@ -154,7 +154,11 @@ class Notifier:
         await self.store.close()
 
     async def reload(self) -> None:
-        """Subscriptions and rules from the store (changed here or by another instance)."""
+        """Subscriptions and rules from the store (changed here or by another instance);
+        the alerts of deleted devices resolve."""
+        now = self.clock.now()
+        gone = [d for d in self.engine.devices() if d not in self.hub.entries]
+        await self._alerts([c for d in gone for c in self.engine.forget(d, now)])
         self.subscriptions = {s.id: s for s in await self.store.list_subscriptions()}
         rules = {rule.name: rule for rule in await self.store.list_rules()}
         if rules != self.api_rules or not self._tasks:
@@ -187,7 +191,7 @@ class Notifier:
         hub = self.hub
         while True:
             after = await self.store.cursor()
-            subscriber, backlog = await hub.open_stream(StreamFilter(), after)
+            subscriber, backlog = await hub.open_stream(StreamFilter(), after, tap=True)
             try:
                 batch: list[tuple[str, int, bytes]] = [m async for m in backlog]
                 while True:
@@ -225,13 +229,8 @@ class Notifier:
         entries = self.hub.entries
         subs = [s for s in self.subscriptions.values() if s.enabled]
         for kind, seq, body in messages:
-            if kind == DEVICE:
-                message = orjson.loads(body)
-                if message.get("action") == "deleted":
-                    changes += self.engine.forget(message["device_id"], now)
-                continue
             if kind != TRANSITION:
-                continue  # seen, alert: not ours to deliver
+                continue
             last = seq
             event = orjson.loads(body)
             event.pop("type", None)

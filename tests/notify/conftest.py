@@ -53,6 +53,13 @@ class Receiver:
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
+    async with start_receiver() as state:
+        yield state
+
+
+@contextlib.asynccontextmanager
+async def start_receiver() -> AsyncIterator[Receiver]:
+    """A receiver on a free loopback port, for as long as the context lasts."""
     state = Receiver()
 
     async def hook(request: Request) -> Response:

@@ -109,6 +109,12 @@ async def test_retry_dead_and_replay(store: NotifyStore) -> None:
     (again,) = await store.claim(T0 + 9, 1, 30.0, {}, 4)
     assert again.attempts == 1
     assert await store.get_delivery(again.id) is not None
+    assert await store.finish(
+        again, Attempt(T0 + 9, 0.5, status=200), Decision(DeliveryStatus.DELIVERED)
+    )
+    assert await store.prune(T0 + 9) == 0
+    assert await store.prune(T0 + 10) == 1
+    assert await store.get_delivery(again.id) is None
 
 
 async def test_alerts_open_once_and_resolve_once(store: NotifyStore) -> None:

@@ -326,6 +326,12 @@ class PostgresNotifyStore:
         found = {DeliveryStatus(s): int(n) for s, n in rows}
         return {s: found.get(s, 0) for s in DeliveryStatus}
 
+    async def prune(self, delivered_before: float) -> int:
+        return await self._count(
+            "DELETE FROM notify_deliveries WHERE status = 'delivered' AND delivered_at < %s",
+            (delivered_before,),
+        )
+
     # ------------------------------------------------------------------ rules and alerts
 
     async def put_rule(self, rule: AlertRule) -> None:

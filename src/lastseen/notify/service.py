@@ -157,6 +157,8 @@ class Notifier:
         """Subscriptions and rules from the store (changed here or by another instance);
         the alerts of deleted devices resolve."""
         now = self.clock.now()
+        # Delivered history lives as long as transition history (--event-retention).
+        await self.store.prune(now - self.hub.settings.event_retention)
         gone = [d for d in self.engine.devices() if d not in self.hub.entries]
         await self._alerts([c for d in gone for c in self.engine.forget(d, now)])
         self.subscriptions = {s.id: s for s in await self.store.list_subscriptions()}

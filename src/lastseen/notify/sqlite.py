@@ -445,6 +445,16 @@ class SQLiteNotifyStore:
 
         return await self._run(job)
 
+    async def prune(self, delivered_before: float) -> int:
+        def job(c: sqlite3.Connection) -> int:
+            cur = c.execute(
+                "DELETE FROM deliveries WHERE status = 'delivered' AND delivered_at < ?",
+                (delivered_before,),
+            )
+            return cur.rowcount
+
+        return await self._run(job)
+
     # ------------------------------------------------------------------ rules and alerts
 
     async def put_rule(self, rule: AlertRule) -> None:

@@ -197,5 +197,7 @@ class Broadcaster:
         return [e for e in replay if e.seq > after]
 
     def close_all(self) -> None:
-        for subscriber in [*self.subscribers, *self.taps]:
+        """Close every stream (on shutdown). Taps are not streams: their owners close
+        them when they stop."""
+        for subscriber in list(self.subscribers):
             self.unsubscribe(subscriber)

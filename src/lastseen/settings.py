@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from lastseen.errors import ConfigError
+from lastseen.errors import ConfigError, InvalidInput
+from lastseen.notify.models import AlertRule
+from lastseen.notify.validate import rule as parse_rule
 from lastseen.presence import DEFAULT_PROFILE, Profile, ProfileRegistry
 
 ENV_PREFIX = "LASTSEEN_"
@@ -108,6 +110,26 @@ class Settings:
     mqtt_keepalive: int = 30
     #: CA bundle (PEM) to verify an ``mqtts://`` broker with; default: the system's.
     mqtt_ca: Path | None = None
+    # --- notifications (docs/notifications.md) ---
+    #: Let webhooks reach loopback, private, link-local and reserved addresses.
+    webhook_allow_private: bool = False
+    #: Networks webhooks may reach even though they are not public.
+    webhook_allow: tuple[str, ...] = ()
+    #: Seconds one webhook attempt may take.
+    webhook_timeout: float = 10.0
+    #: Retry budget of one delivery: attempts, and seconds since it was queued.
+    webhook_max_attempts: int = 10
+    webhook_max_age: float = 86400.0
+    #: Backoff: full jitter under base * 2^(attempt-1), capped.
+    webhook_backoff: float = 1.0
+    webhook_backoff_max: float = 600.0
+    #: Webhook requests in flight at once: in all, and per subscription.
+    webhook_concurrency: int = 32
+    webhook_subscription_concurrency: int = 4
+    #: Undelivered deliveries kept; beyond it new ones are dropped (counted).
+    webhook_max_queue: int = 100_000
+    #: Alert rules of the config file's ``[alerts.NAME]`` tables.
+    alerts: tuple[AlertRule, ...] = field(default=(), compare=False)
     profiles: ProfileRegistry = field(default_factory=ProfileRegistry, compare=False)
 
     @property
@@ -348,6 +370,16 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "mqtt_discovery_prefix": _parse_topic_prefix,
     "mqtt_keepalive": lambda n, v: _parse_int(n, v, minimum=1, maximum=65535),
     "mqtt_ca": _parse_file,
+    "webhook_allow_private": _parse_bool,
+    "webhook_allow": _parse_networks,
+    "webhook_timeout": _parse_float,
+    "webhook_max_attempts": lambda n, v: _parse_int(n, v, minimum=1, maximum=1000),
+    "webhook_max_age": _parse_float,
+    "webhook_backoff": _parse_float,
+    "webhook_backoff_max": _parse_float,
+    "webhook_concurrency": lambda n, v: _parse_int(n, v, minimum=1, maximum=10_000),
+    "webhook_subscription_concurrency": lambda n, v: _parse_int(n, v, minimum=1, maximum=1000),
+    "webhook_max_queue": lambda n, v: _parse_int(n, v, minimum=1),
 }
 
 #: Config-file sections and the settings they may hold.
@@ -398,9 +430,33 @@ _FILE_SECTIONS = {
         "mqtt_keepalive",
         "mqtt_ca",
     },
+    "notify": {
+        "webhook_allow_private",
+        "webhook_allow",
+        "webhook_timeout",
+        "webhook_max_attempts",
+        "webhook_max_age",
+        "webhook_backoff",
+        "webhook_backoff_max",
+        "webhook_concurrency",
+        "webhook_subscription_concurrency",
+        "webhook_max_queue",
+    },
 }
 
 _PROFILE_KEYS = {f.name for f in fields(Profile)} - {"name", "labels"}
+
+
+def _parse_alerts(where: str, raw: Any) -> tuple[AlertRule, ...]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table of [alerts.NAME] tables")
+    rules = []
+    for name, body in raw.items():
+        try:
+            rules.append(parse_rule(name, body, source="config"))
+        except InvalidInput as exc:
+            raise ConfigError(f"{where[:-1]}.{name}]: {exc.message}") from None
+    return tuple(rules)
 
 
 def _env_name(key: str) -> str:
@@ -424,6 +480,9 @@ def _file_values(path: Path, data: Mapping[str, Any]) -> tuple[dict[str, Any], d
     values: dict[str, Any] = {}
     profiles: dict[str, Any] = {}
     for section, body in data.items():
+        if section == "alerts":
+            values["alerts"] = (f"config file {path}: [alerts]", body)
+            continue
         if section == "profiles":
             if not isinstance(body, dict):
                 raise ConfigError(f"config file {path}: [profiles] must be a table")
@@ -431,7 +490,7 @@ def _file_values(path: Path, data: Mapping[str, Any]) -> tuple[dict[str, Any], d
             continue
         allowed = _FILE_SECTIONS.get(section)
         if allowed is None:
-            known = ", ".join(sorted([*_FILE_SECTIONS, "profiles"]))
+            known = ", ".join(sorted([*_FILE_SECTIONS, "profiles", "alerts"]))
             raise ConfigError(f"config file {path}: unknown section [{section}] (known: {known})")
         if not isinstance(body, dict):
             raise ConfigError(f"config file {path}: [{section}] must be a table")
@@ -491,7 +550,7 @@ def load_settings(
 
     values: dict[str, Any] = {}
     for key, (where, raw) in sources.items():
-        values[key] = _PARSERS[key](where, raw)
+        values[key] = _parse_alerts(where, raw) if key == "alerts" else _PARSERS[key](where, raw)
     values["config"] = config_path
 
     stale = values.get("stale_after", 40.0)

@@ -14,7 +14,7 @@ from importlib import import_module
 
 from lastseen import __version__
 
-COMMANDS = ("serve", "devices", "tail", "simulate", "keys")
+COMMANDS = ("serve", "devices", "tail", "simulate", "keys", "webhooks")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -88,6 +88,15 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
             "help": "no authentication at all, for a local trial (env LASTSEEN_OPEN=1)",
         },
     ),
+    (
+        "--webhook-allow-private",
+        {
+            "action": "store_const",
+            "const": True,
+            "help": "let webhooks reach loopback and private addresses (default: refused; "
+            "see docs/notifications.md)",
+        },
+    ),
     ("--tls-cert", {"help": "serve HTTPS/WSS with this PEM certificate chain"}),
     ("--tls-key", {"help": "the PEM private key of --tls-cert"}),
     (

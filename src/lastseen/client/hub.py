@@ -150,6 +150,18 @@ class HubClient:
         except orjson.JSONDecodeError as exc:
             raise HubError(status, "bad_response", f"the hub's answer is not JSON: {exc}") from exc
 
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        body: object = None,
+    ) -> object:
+        """Any API route: the decoded JSON answer, or a ``HubError`` (used by the
+        ``webhooks`` CLI; the typed methods below are the library's main interface)."""
+        return await self._request(method, path, params=params, body=body)
+
     # -- devices ----------------------------------------------------------------
 
     async def heartbeat(

@@ -37,6 +37,10 @@ from lastseen.http.heartbeat import Ingest, IngestApp
 from lastseen.http.openapi import docs_page, spec
 from lastseen.http.responses import JSONResponse, error
 from lastseen.hub.api import HubAPI
+from lastseen.hub.core import Hub
+from lastseen.notify import routes as notify_routes
+from lastseen.notify.service import Notifier
+from lastseen.notify.wiring import build_notifier
 from lastseen.security import Security
 from lastseen.security.service import BootstrapHook
 
@@ -132,6 +136,7 @@ def create_app(
     on_bootstrap: BootstrapHook | None = None,
     security: Security | None = None,
     services: Sequence[Service] = (),
+    notifier: Notifier | None = None,
 ) -> Starlette:
     """The hub's web application. Starting it (ASGI lifespan) starts the hub.
 
@@ -147,6 +152,9 @@ def create_app(
             registry=hub.metrics.registry,
             on_bootstrap=on_bootstrap,
         )
+    if notifier is None and isinstance(hub, Hub):
+        # The notifier reads the embedded hub's state; the shared hub has none yet.
+        notifier = build_notifier(hub)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -158,6 +166,8 @@ def create_app(
             raise
         started: list[Service] = []
         try:
+            if notifier is not None:
+                await notifier.start()
             for service in services:
                 await service.start()
                 started.append(service)
@@ -165,6 +175,8 @@ def create_app(
         finally:
             for service in reversed(started):
                 await service.stop()
+            if notifier is not None:
+                await notifier.stop()
             await security.stop()
             await hub.stop()
 
@@ -178,6 +190,7 @@ def create_app(
             *audit.routes,
             *streams.routes,
             *uptime.routes,
+            *notify_routes.routes,
             *health.routes,
             Route("/openapi.json", _openapi, methods=["GET"]),
             Route("/docs", _docs, methods=["GET"]),
@@ -194,6 +207,7 @@ def create_app(
     app.state.hub = hub
     app.state.security = security
     app.state.services = tuple(services)
+    app.state.notifier = notifier
     app.state.openapi = spec(hub.settings)
     # The ingest routes skip the middleware stack; same guard, same answers.
     app.ingest = Ingest(hub, security)

@@ -14,6 +14,7 @@ from typing import Any
 
 from lastseen import __version__
 from lastseen.http import validation as v
+from lastseen.notify.openapi import paths as notify_paths
 from lastseen.settings import Settings
 from lastseen.uptime import WINDOW_PATTERN
 
@@ -650,6 +651,7 @@ def spec(settings: Settings | None = None) -> dict[str, Any]:
                     ],
                 ),
             },
+            **notify_paths(_op, _query, _LIMIT),
             "/healthz": {
                 "get": _public(
                     "Liveness and facts, including how requests are authenticated",

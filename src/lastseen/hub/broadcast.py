@@ -140,6 +140,9 @@ class Broadcaster:
     ) -> None:
         self.replay: deque[WireEvent] = deque(maxlen=replay_size)
         self.subscribers: set[Subscriber] = set()
+        #: In-process consumers of transitions only (the notifier): not streams, so
+        #: they get no ``seen``/``device`` messages and count as no stream subscriber.
+        self.taps: set[Subscriber] = set()
         self.queue_size = queue_size
         self._on_overflow = on_overflow
 
@@ -148,14 +151,21 @@ class Broadcaster:
         self.subscribers.add(subscriber)
         return subscriber
 
+    def tap(self, stream_filter: StreamFilter) -> Subscriber:
+        """A subscriber for transitions only, outside ``subscribers`` (see ``taps``)."""
+        subscriber = Subscriber(stream_filter, self.queue_size)
+        self.taps.add(subscriber)
+        return subscriber
+
     def unsubscribe(self, subscriber: Subscriber) -> None:
         subscriber.close()
         self.subscribers.discard(subscriber)
+        self.taps.discard(subscriber)
 
     def publish(self, events: Iterable[WireEvent]) -> None:
         """Send committed events, in seq order, to every matching subscriber."""
         # A snapshot: an overflowing subscriber is removed from the set mid-loop.
-        subscribers = tuple(self.subscribers)
+        subscribers = (*self.subscribers, *self.taps)
         for event in events:
             self.replay.append(event)
             for subscriber in subscribers:
@@ -176,6 +186,7 @@ class Broadcaster:
     def _push(self, subscriber: Subscriber, kind: str, seq: int, body: bytes) -> None:
         if not subscriber.push(kind, seq, body):
             self.subscribers.discard(subscriber)
+            self.taps.discard(subscriber)
             self._on_overflow()
 
     def replay_after(self, after: int) -> list[WireEvent] | None:
@@ -186,5 +197,7 @@ class Broadcaster:
         return [e for e in replay if e.seq > after]
 
     def close_all(self) -> None:
+        """Close every stream (on shutdown). Taps are not streams: their owners close
+        them when they stop."""
         for subscriber in list(self.subscribers):
             self.unsubscribe(subscriber)

@@ -747,7 +747,7 @@ class Hub:
     # ------------------------------------------------------------------ streams
 
     async def open_stream(
-        self, stream_filter: StreamFilter, after: int | None
+        self, stream_filter: StreamFilter, after: int | None, *, tap: bool = False
     ) -> tuple[Subscriber, AsyncIterator[Message]]:
         """Subscribe, and say what a resuming subscriber missed.
 
@@ -757,9 +757,11 @@ class Hub:
         ``skip_through`` drops live copies of what the backfill covers. The backfill is
         an iterator so a subscriber resuming far back costs one page of memory at a
         time, never the whole history. It yields a single ``reset`` when the history
-        needed is gone (or the seq is from the future).
+        needed is gone (or the seq is from the future). ``tap``: an in-process consumer
+        of transitions only (see ``Broadcaster.taps``).
         """
-        subscriber = self.broadcaster.subscribe(stream_filter)
+        broadcaster = self.broadcaster
+        subscriber = (broadcaster.tap if tap else broadcaster.subscribe)(stream_filter)
         if after is None:
             # Consistent with a snapshot of memory taken now (in-flight included).
             subscriber.skip_through = self.seq

@@ -6,7 +6,7 @@ someone decides who may use it.
 
 | role   | may                                                                  |
 |--------|----------------------------------------------------------------------|
-| admin  | everything                                                           |
+| admin  | everything (including webhooks, alert rules and alerts: ``lastseen.notify``) |
 | read   | read devices, history and streams                                    |
 | ingest | heartbeats for any device id (single and batched)                    |
 | device | heartbeats for its own device, and read that device                  |

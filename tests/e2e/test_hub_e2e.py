@@ -206,6 +206,20 @@ def test_bad_input_gets_a_coded_4xx_and_changes_nothing(
         assert f'lastseen_rejected_total{{code="{code}"}} 1' in metrics
 
 
+def _wait_for_subscribers(hub: HubProcess, count: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    with hub.client() as client:
+        while time.monotonic() < deadline:
+            for line in client.get("/metrics").text.splitlines():
+                if (
+                    line.startswith("lastseen_stream_subscribers ")
+                    and float(line.split()[1]) >= count
+                ):
+                    return
+            time.sleep(0.05)
+    raise AssertionError(f"fewer than {count} stream subscribers after {timeout}s")
+
+
 def test_sigterm_closes_streams_flushes_and_exits_zero(hub: HubProcess) -> None:
     with hub.client() as client:
         client.post("/v1/devices/flush-me/heartbeat")
@@ -219,7 +233,9 @@ def test_sigterm_closes_streams_flushes_and_exits_zero(hub: HubProcess) -> None:
     holder.start()
     with connect(hub.url.replace("http", "ws") + "/v1/ws", open_timeout=5) as ws:
         ws.recv(timeout=5)
-        time.sleep(0.2)
+        # Both streams must be open before the signal: a stream still connecting when
+        # it arrives is cut by the server's grace timeout instead (seen under load).
+        _wait_for_subscribers(hub, 2)
         started = time.monotonic()
         assert hub.stop(signal.SIGTERM) == 0
         assert time.monotonic() - started < 5

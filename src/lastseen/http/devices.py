@@ -2,82 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from lastseen.errors import InvalidInput, LastseenError
+from lastseen.errors import InvalidInput
 from lastseen.http import validation as v
-from lastseen.http.heartbeat import HeartbeatEndpoint
+from lastseen.http.heartbeat import BatchEndpoint, HeartbeatEndpoint
 from lastseen.http.responses import JSONResponse
 from lastseen.hub.api import HubAPI
 from lastseen.hub.core import check_device_id
 from lastseen.store import DeviceQuery
 from lastseen.wire import device_json, event_record_json
 
-_BATCH_ITEM_FIELDS = frozenset({"device_id", "attributes", "metrics"})
 _PUT_FIELDS = frozenset({"profile", "labels"})
 
 
 def _hub(request: Request) -> HubAPI:
     hub: HubAPI = request.app.state.hub
     return hub
-
-
-async def heartbeats(request: Request) -> Response:
-    """A gateway's batch. The envelope is all-or-nothing; items are judged one by one."""
-    hub = _hub(request)
-    body = v.require_object(await v.read_json(request, hub.settings.max_body), "batch body")
-    v.refuse_unknown(body, frozenset({"heartbeats"}), "batch body")
-    items = body.get("heartbeats")
-    if not isinstance(items, list):
-        raise InvalidInput("heartbeats must be a JSON array", code="invalid_body")
-    if len(items) > hub.settings.max_batch:
-        raise InvalidInput(
-            f"at most {hub.settings.max_batch} heartbeats per batch", code="batch_too_large"
-        )
-    accepted: list[tuple[str, dict[str, Any] | None, dict[str, float] | None]] = []
-    slots: list[dict[str, Any] | None] = []
-    rejected = 0
-    for item in items:
-        device_id = item.get("device_id") if isinstance(item, dict) else None
-        try:
-            item = v.require_object(item, "batch item")
-            v.refuse_unknown(item, _BATCH_ITEM_FIELDS, "batch item")
-            if not isinstance(device_id, str):
-                raise InvalidInput("device_id must be a string", code="invalid_device_id")
-            check_device_id(device_id)
-            accepted.append(
-                (device_id, v.attributes(item.get("attributes")), v.metrics(item.get("metrics")))
-            )
-            slots.append(None)
-        except LastseenError as exc:
-            rejected += 1
-            hub.metrics.rejected.inc(1.0, exc.code)
-            slots.append(
-                {
-                    "device_id": device_id if isinstance(device_id, str) else None,
-                    "error": {"code": exc.code, "message": exc.message},
-                }
-            )
-    results = iter(zip(accepted, await hub.heartbeats(accepted), strict=True))
-    out = []
-    for slot in slots:
-        if slot is not None:
-            out.append(slot)
-            continue
-        (device_id, _, _), result = next(results)
-        if isinstance(result, LastseenError):
-            rejected += 1
-            hub.metrics.rejected.inc(1.0, result.code)
-            error = {"code": result.code, "message": result.message}
-            out.append({"device_id": device_id, "error": error})
-        else:
-            out.append({"device_id": device_id, "status": result.state.status.value})
-    accepted_count = len(out) - rejected
-    return JSONResponse({"accepted": accepted_count, "rejected": rejected, "results": out})
 
 
 async def put_device(request: Request) -> Response:
@@ -159,7 +102,7 @@ async def events(request: Request) -> Response:
 
 routes = [
     Route("/v1/devices/{device_id}/heartbeat", HeartbeatEndpoint(), methods=["POST"]),
-    Route("/v1/heartbeats", heartbeats, methods=["POST"]),
+    Route("/v1/heartbeats", BatchEndpoint(), methods=["POST"]),
     Route("/v1/devices", list_devices, methods=["GET"]),
     Route("/v1/devices/{device_id}", get_device, methods=["GET"]),
     Route("/v1/devices/{device_id}", put_device, methods=["PUT"]),

@@ -174,6 +174,13 @@ class HeartbeatEndpoint:
         await heartbeat(hub, scope["path_params"]["device_id"], scope, receive, send)
 
 
+class BatchEndpoint:
+    """The routed batch of heartbeats (used when the fast path does not take a request)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await heartbeats(scope["app"].state.hub, scope, receive, send)
+
+
 class Ingest:
     """The fast path for the two ingest routes of ``hub``, guarded by ``security``."""
 

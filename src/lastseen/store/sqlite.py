@@ -37,6 +37,7 @@ import orjson
 
 from lastseen.errors import Conflict, StoreError
 from lastseen.presence import DeviceState, Reason, Source, Status, Transition
+from lastseen.store import rows
 from lastseen.store.base import (
     AuditRecord,
     Batch,
@@ -236,7 +237,7 @@ class SQLiteStore:
                 if only_if_none and conn.execute("SELECT 1 FROM keys LIMIT 1").fetchone():
                     return False
                 try:
-                    conn.execute(_KEY_INSERT, _key_row(key))
+                    conn.execute(_KEY_INSERT, rows.key_row(key))
                 except sqlite3.IntegrityError:
                     if only_if_none:
                         return False
@@ -260,14 +261,14 @@ class SQLiteStore:
                 if changed:
                     _bump_keys_version(conn)
                 row = conn.execute(f"{_KEY_SELECT} WHERE id = ?", (key_id,)).fetchone()
-            return None if row is None else _key(row)
+            return None if row is None else rows.key(row)
 
         return await self._run(self._writer, job)
 
     async def load_keys(self) -> list[KeyRecord]:
         """Every key, revoked included, oldest first."""
         sql = f"{_KEY_SELECT} ORDER BY created_at, id"
-        return await self._run(self._reader, lambda c: [_key(row) for row in c.execute(sql)])
+        return await self._run(self._reader, lambda c: [rows.key(row) for row in c.execute(sql)])
 
     async def keys_version(self) -> int:
         """Bumped in the same transaction as every key change."""
@@ -307,7 +308,7 @@ class SQLiteStore:
         # SQLite integers stop at 2^63 - 1: that bound is "no bound".
         params = (after, 2**63 - 1 if before is None else before, limit)
         return await self._run(
-            self._reader, lambda conn: [_audit(row) for row in conn.execute(sql, params)]
+            self._reader, lambda conn: [rows.audit(row) for row in conn.execute(sql, params)]
         )
 
     async def prune_audit(self, before: float) -> int:
@@ -725,45 +726,3 @@ _AUDIT_INSERT: Final = (
 
 def _bump_keys_version(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'keys_version'")
-
-
-def _key_row(key: KeyRecord) -> tuple[object, ...]:
-    return (
-        key.id,
-        key.role,
-        key.name,
-        key.digest,
-        key.device_id,
-        key.max_per_minute,
-        key.created_at,
-        key.created_by,
-        key.revoked_at,
-    )
-
-
-def _key(row: Any) -> KeyRecord:
-    id_, role, name, digest, device_id, rate, created_at, created_by, revoked_at = row
-    return KeyRecord(
-        id=id_,
-        role=role,
-        name=name,
-        digest=bytes(digest),
-        device_id=device_id,
-        max_per_minute=rate,
-        created_at=created_at,
-        created_by=created_by,
-        revoked_at=revoked_at,
-    )
-
-
-def _audit(row: Any) -> AuditRecord:
-    id_, at, actor, action, target, source, details = row
-    return AuditRecord(
-        id=id_,
-        at=at,
-        actor=actor,
-        action=action,
-        target=target,
-        source=source,
-        details=orjson.loads(details),
-    )

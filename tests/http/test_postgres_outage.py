@@ -19,7 +19,7 @@ from lastseen.http.app import create_app
 from lastseen.hub.core import Hub
 from lastseen.settings import Settings
 from lastseen.store.postgres import PostgresStore
-from tests.store.tcpproxy import Proxy
+from tests.tcpproxy import Proxy
 from tests.store.test_postgres import OUTAGE_BOUND, via
 
 pytestmark = pytest.mark.anyio

@@ -1,20 +1,22 @@
 """Scale-out end to end: real ``lastseen serve --redis`` processes on the real Redis.
 
 Seed 000's bug was presence in one process's memory behind a load balancer; these
-tests put three instances side by side and check that they answer as one.
+tests put three instances side by side and check that they answer as one. The
+exactly-once tests run the multi-host configuration (``--postgres``, one fresh
+database each); the others share a SQLite file, the one-host configuration.
 """
 
 from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 import redis
 
@@ -50,11 +52,25 @@ def instances(
     return hubs
 
 
+FAST = ("--stale-after", "2", "--offline-after", "3")
+
+
 @pytest.fixture
 def three(tmp_path: Path, redis_url: str, redis_prefix: str) -> Iterator[list[HubProcess]]:
-    hubs = instances(
-        tmp_path, redis_url, redis_prefix, 3, "--stale-after", "2", "--offline-after", "3"
-    )
+    hubs = instances(tmp_path, redis_url, redis_prefix, 3, *FAST)
+    try:
+        yield hubs
+    finally:
+        for hub in hubs:
+            hub.stop()
+
+
+@pytest.fixture
+def three_on_postgres(
+    tmp_path: Path, redis_url: str, redis_prefix: str, postgres_dsn: str
+) -> Iterator[list[HubProcess]]:
+    """Three instances sharing Redis and one PostgreSQL database (several hosts' setup)."""
+    hubs = instances(tmp_path, redis_url, redis_prefix, 3, "--postgres", postgres_dsn, *FAST)
     try:
         yield hubs
     finally:
@@ -142,12 +158,11 @@ def _stream_pairs(url: str, prefix: str) -> list[tuple[int, str, str]]:
     return [(int(i.split("-")[0]), f["d"], f["t"]) for i, f in entries]
 
 
-def _store_events(tmp_path: Path) -> list[tuple[int, str, str]]:
-    db = sqlite3.connect(f"file:{tmp_path / 'data' / 'lastseen.db'}?mode=ro", uri=True)
-    try:
+def _store_events(dsn: str) -> list[tuple[int, str, str]]:
+    """Every transition in PostgreSQL, duplicates included (seq is the primary key, so a
+    duplicate would be a second seq for one (device, status): checked by the caller)."""
+    with psycopg.connect(dsn) as db:
         rows = db.execute("SELECT seq, device_id, to_status FROM events ORDER BY seq").fetchall()
-    finally:
-        db.close()
     return [(int(s), str(d), str(t)) for s, d, t in rows]
 
 
@@ -159,7 +174,7 @@ def _beat_fleet(hubs: list[HubProcess], count: int) -> None:
             assert answer.status_code == 200, answer.text
 
 
-def _exactly_once(tmp_path: Path, url: str, prefix: str, count: int) -> None:
+def _exactly_once(dsn: str, url: str, prefix: str, count: int) -> None:
     expected = 3 * count
 
     def streamed() -> bool:
@@ -171,22 +186,26 @@ def _exactly_once(tmp_path: Path, url: str, prefix: str, count: int) -> None:
     assert len({(d, t) for _, d, t in stream}) == expected  # no device moved twice
 
     def stored() -> bool:
-        return len(_store_events(tmp_path)) >= expected
+        return len(_store_events(dsn)) >= expected
 
-    until(stored, timeout=60, what=f"{expected} transitions in the store")
-    assert _store_events(tmp_path) == stream
+    until(stored, timeout=60, what=f"{expected} transitions in PostgreSQL")
+    rows = _store_events(dsn)
+    assert [s for s, _, _ in rows] == list(range(1, expected + 1))  # contiguous, no extra
+    assert len({(d, t) for _, d, t in rows}) == expected  # no transition stored twice
+    assert rows == stream
 
 
 def test_ten_thousand_expiries_with_three_sweepers_fire_exactly_once(
-    three: list[HubProcess], tmp_path: Path, redis_url: str, redis_prefix: str
+    three_on_postgres: list[HubProcess], postgres_dsn: str, redis_url: str, redis_prefix: str
 ) -> None:
-    _beat_fleet(three, 10_000)
-    _exactly_once(tmp_path, redis_url, redis_prefix, 10_000)
+    _beat_fleet(three_on_postgres, 10_000)
+    _exactly_once(postgres_dsn, redis_url, redis_prefix, 10_000)
 
 
 def test_an_instance_killed_mid_sweep_loses_and_duplicates_nothing(
-    three: list[HubProcess], tmp_path: Path, redis_url: str, redis_prefix: str
+    three_on_postgres: list[HubProcess], postgres_dsn: str, redis_url: str, redis_prefix: str
 ) -> None:
+    three = three_on_postgres
     _beat_fleet(three, 5000)
 
     def sweeping() -> bool:  # the stale deadlines are firing now
@@ -194,7 +213,7 @@ def test_an_instance_killed_mid_sweep_loses_and_duplicates_nothing(
 
     until(sweeping, what="the first timeouts")
     three[1].stop(signal.SIGKILL)
-    _exactly_once(tmp_path, redis_url, redis_prefix, 5000)
+    _exactly_once(postgres_dsn, redis_url, redis_prefix, 5000)
 
 
 def test_redis_restart_answers_503_then_recovers_by_itself(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from lastseen.presence import DeviceState, Reason, Source, Status
 from lastseen.store import Batch, DeviceQuery, DeviceRecord, EventRecord, PresenceUpdate
 from lastseen.store.migrations import postgres as schema
 from lastseen.store.postgres import PostgresStore, describe_dsn
-from tests.store.tcpproxy import Proxy
+from tests.tcpproxy import Proxy
 from tests.store.test_contract import device, event
 
 pytestmark = pytest.mark.anyio

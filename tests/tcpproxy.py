@@ -8,6 +8,14 @@ import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+
+def via(dsn: str, port: int) -> str:
+    """``dsn`` (a URL) with its port replaced, to go through a proxy on loopback."""
+    parts = urlsplit(dsn)
+    netloc = f"{parts.username}@{parts.hostname}:{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class Proxy:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
@@ -22,6 +23,7 @@ import redis
 
 from lastseen.testing import HubProcess
 from tests.scaleout.cluster import RedisServer
+from tests.tcpproxy import ThreadedProxy, via
 
 pytestmark = pytest.mark.e2e
 
@@ -302,3 +304,86 @@ def test_a_device_rate_limit_holds_across_instances(
     finally:
         for hub in hubs:
             hub.stop()
+
+
+def test_a_postgres_outage_buffers_transitions_in_redis_and_drains_them_once(
+    tmp_path: Path, redis_url: str, redis_prefix: str, postgres_dsn: str
+) -> None:
+    parts = urlsplit(postgres_dsn)
+    proxy = ThreadedProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    hubs: list[HubProcess] = []
+    clients: list[httpx.Client] = []
+    subscriber: SSE | None = None
+    stop = threading.Event()
+    answers: list[int | str] = []
+    try:
+        hubs = instances(
+            tmp_path, redis_url, redis_prefix, 2, "--postgres", via(postgres_dsn, proxy.port), *FAST
+        )
+        clients = [hub.client() for hub in hubs]
+        subscriber = SSE(hubs[0].url)
+        sse = subscriber
+
+        def load() -> None:  # a small steady load on both instances through the outage
+            with hubs[0].client() as a, hubs[1].client() as b:
+                i = 0
+                while not stop.is_set():
+                    try:
+                        code: int | str = (
+                            (a, b)[i % 2].post(f"/v1/devices/steady-{i % 4}/heartbeat").status_code
+                        )
+                    except httpx.HTTPError as exc:
+                        code = type(exc).__name__
+                    answers.append(code)
+                    i += 1
+                    stop.wait(0.05)
+
+        loader = threading.Thread(target=load, daemon=True)
+        loader.start()
+        fading = [f"fade-{i}" for i in range(20)]
+        for device in fading:  # these go stale and offline while PostgreSQL is away
+            assert clients[0].post(f"/v1/devices/{device}/heartbeat").status_code == 200
+        proxy.cut()
+        down_at = len(answers)
+        arriving = [f"new-{i}" for i in range(10)]
+        for i, device in enumerate(arriving):  # registered while PostgreSQL is away
+            assert clients[i % 2].post(f"/v1/devices/{device}/heartbeat").status_code == 200
+            assert clients[(i + 1) % 2].get(f"/v1/devices/{device}").json()["status"] == "online"
+
+        def faded() -> bool:
+            offline = {e["device_id"] for e in sse.events if e["to"] == "offline"}
+            return offline >= set(fading)
+
+        until(faded, what="offline transitions on SSE during the outage")
+        for device in fading:
+            assert clients[1].get(f"/v1/devices/{device}").json()["status"] == "offline"
+        assert len(answers) > down_at + 10  # the load kept running meanwhile
+        streamed = _stream_pairs(redis_url, redis_prefix)
+        assert len(streamed) >= 4 + 3 * len(fading) + len(arriving)
+        assert len(_store_events(postgres_dsn)) < len(streamed)  # buffered in Redis
+        proxy.restore()
+        stop.set()
+        loader.join(5)
+        assert set(answers) == {200}, answers  # heartbeats never failed
+
+        def drained() -> bool:
+            return len(_store_events(postgres_dsn)) >= len(_stream_pairs(redis_url, redis_prefix))
+
+        until(drained, timeout=30, what="the outbox drained into PostgreSQL")
+        stream = _stream_pairs(redis_url, redis_prefix)
+        rows = _store_events(postgres_dsn)
+        assert [s for s, _, _ in rows] == list(range(1, len(stream) + 1))
+        assert rows == stream  # every transition exactly once
+        assert {(e["seq"], e["device_id"], e["to"]) for e in sse.events} <= set(stream)
+        with psycopg.connect(postgres_dsn) as db:
+            stored = {r[0] for r in db.execute("SELECT id FROM devices").fetchall()}
+        assert set(fading) | set(arriving) <= stored  # registered devices reached it too
+    finally:
+        stop.set()
+        if subscriber is not None:
+            subscriber.close()
+        for client in clients:
+            client.close()
+        for hub in hubs:
+            hub.stop()
+        proxy.close()

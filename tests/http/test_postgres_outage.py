@@ -19,8 +19,8 @@ from lastseen.http.app import create_app
 from lastseen.hub.core import Hub
 from lastseen.settings import Settings
 from lastseen.store.postgres import PostgresStore
-from tests.store.tcpproxy import Proxy
-from tests.store.test_postgres import OUTAGE_BOUND, via
+from tests.store.test_postgres import OUTAGE_BOUND
+from tests.tcpproxy import Proxy, via
 
 pytestmark = pytest.mark.anyio
 

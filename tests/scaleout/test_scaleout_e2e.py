@@ -1,25 +1,29 @@
 """Scale-out end to end: real ``lastseen serve --redis`` processes on the real Redis.
 
 Seed 000's bug was presence in one process's memory behind a load balancer; these
-tests put three instances side by side and check that they answer as one.
+tests put three instances side by side and check that they answer as one. The
+exactly-once tests run the multi-host configuration (``--postgres``, one fresh
+database each); the others share a SQLite file, the one-host configuration.
 """
 
 from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
+import psycopg
 import pytest
 import redis
 
 from lastseen.testing import HubProcess
 from tests.scaleout.cluster import RedisServer
+from tests.tcpproxy import ThreadedProxy, via
 
 pytestmark = pytest.mark.e2e
 
@@ -50,11 +54,25 @@ def instances(
     return hubs
 
 
+FAST = ("--stale-after", "2", "--offline-after", "3")
+
+
 @pytest.fixture
 def three(tmp_path: Path, redis_url: str, redis_prefix: str) -> Iterator[list[HubProcess]]:
-    hubs = instances(
-        tmp_path, redis_url, redis_prefix, 3, "--stale-after", "2", "--offline-after", "3"
-    )
+    hubs = instances(tmp_path, redis_url, redis_prefix, 3, *FAST)
+    try:
+        yield hubs
+    finally:
+        for hub in hubs:
+            hub.stop()
+
+
+@pytest.fixture
+def three_on_postgres(
+    tmp_path: Path, redis_url: str, redis_prefix: str, postgres_dsn: str
+) -> Iterator[list[HubProcess]]:
+    """Three instances sharing Redis and one PostgreSQL database (several hosts' setup)."""
+    hubs = instances(tmp_path, redis_url, redis_prefix, 3, "--postgres", postgres_dsn, *FAST)
     try:
         yield hubs
     finally:
@@ -142,12 +160,11 @@ def _stream_pairs(url: str, prefix: str) -> list[tuple[int, str, str]]:
     return [(int(i.split("-")[0]), f["d"], f["t"]) for i, f in entries]
 
 
-def _store_events(tmp_path: Path) -> list[tuple[int, str, str]]:
-    db = sqlite3.connect(f"file:{tmp_path / 'data' / 'lastseen.db'}?mode=ro", uri=True)
-    try:
+def _store_events(dsn: str) -> list[tuple[int, str, str]]:
+    """Every transition in PostgreSQL, duplicates included (seq is the primary key, so a
+    duplicate would be a second seq for one (device, status): checked by the caller)."""
+    with psycopg.connect(dsn) as db:
         rows = db.execute("SELECT seq, device_id, to_status FROM events ORDER BY seq").fetchall()
-    finally:
-        db.close()
     return [(int(s), str(d), str(t)) for s, d, t in rows]
 
 
@@ -159,7 +176,7 @@ def _beat_fleet(hubs: list[HubProcess], count: int) -> None:
             assert answer.status_code == 200, answer.text
 
 
-def _exactly_once(tmp_path: Path, url: str, prefix: str, count: int) -> None:
+def _exactly_once(dsn: str, url: str, prefix: str, count: int) -> None:
     expected = 3 * count
 
     def streamed() -> bool:
@@ -171,22 +188,26 @@ def _exactly_once(tmp_path: Path, url: str, prefix: str, count: int) -> None:
     assert len({(d, t) for _, d, t in stream}) == expected  # no device moved twice
 
     def stored() -> bool:
-        return len(_store_events(tmp_path)) >= expected
+        return len(_store_events(dsn)) >= expected
 
-    until(stored, timeout=60, what=f"{expected} transitions in the store")
-    assert _store_events(tmp_path) == stream
+    until(stored, timeout=60, what=f"{expected} transitions in PostgreSQL")
+    rows = _store_events(dsn)
+    assert [s for s, _, _ in rows] == list(range(1, expected + 1))  # contiguous, no extra
+    assert len({(d, t) for _, d, t in rows}) == expected  # no transition stored twice
+    assert rows == stream
 
 
 def test_ten_thousand_expiries_with_three_sweepers_fire_exactly_once(
-    three: list[HubProcess], tmp_path: Path, redis_url: str, redis_prefix: str
+    three_on_postgres: list[HubProcess], postgres_dsn: str, redis_url: str, redis_prefix: str
 ) -> None:
-    _beat_fleet(three, 10_000)
-    _exactly_once(tmp_path, redis_url, redis_prefix, 10_000)
+    _beat_fleet(three_on_postgres, 10_000)
+    _exactly_once(postgres_dsn, redis_url, redis_prefix, 10_000)
 
 
 def test_an_instance_killed_mid_sweep_loses_and_duplicates_nothing(
-    three: list[HubProcess], tmp_path: Path, redis_url: str, redis_prefix: str
+    three_on_postgres: list[HubProcess], postgres_dsn: str, redis_url: str, redis_prefix: str
 ) -> None:
+    three = three_on_postgres
     _beat_fleet(three, 5000)
 
     def sweeping() -> bool:  # the stale deadlines are firing now
@@ -194,7 +215,7 @@ def test_an_instance_killed_mid_sweep_loses_and_duplicates_nothing(
 
     until(sweeping, what="the first timeouts")
     three[1].stop(signal.SIGKILL)
-    _exactly_once(tmp_path, redis_url, redis_prefix, 5000)
+    _exactly_once(postgres_dsn, redis_url, redis_prefix, 5000)
 
 
 def test_redis_restart_answers_503_then_recovers_by_itself(tmp_path: Path) -> None:
@@ -283,3 +304,86 @@ def test_a_device_rate_limit_holds_across_instances(
     finally:
         for hub in hubs:
             hub.stop()
+
+
+def test_a_postgres_outage_buffers_transitions_in_redis_and_drains_them_once(
+    tmp_path: Path, redis_url: str, redis_prefix: str, postgres_dsn: str
+) -> None:
+    parts = urlsplit(postgres_dsn)
+    proxy = ThreadedProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    hubs: list[HubProcess] = []
+    clients: list[httpx.Client] = []
+    subscriber: SSE | None = None
+    stop = threading.Event()
+    answers: list[int | str] = []
+    try:
+        hubs = instances(
+            tmp_path, redis_url, redis_prefix, 2, "--postgres", via(postgres_dsn, proxy.port), *FAST
+        )
+        clients = [hub.client() for hub in hubs]
+        subscriber = SSE(hubs[0].url)
+        sse = subscriber
+
+        def load() -> None:  # a small steady load on both instances through the outage
+            with hubs[0].client() as a, hubs[1].client() as b:
+                i = 0
+                while not stop.is_set():
+                    try:
+                        code: int | str = (
+                            (a, b)[i % 2].post(f"/v1/devices/steady-{i % 4}/heartbeat").status_code
+                        )
+                    except httpx.HTTPError as exc:
+                        code = type(exc).__name__
+                    answers.append(code)
+                    i += 1
+                    stop.wait(0.05)
+
+        loader = threading.Thread(target=load, daemon=True)
+        loader.start()
+        fading = [f"fade-{i}" for i in range(20)]
+        for device in fading:  # these go stale and offline while PostgreSQL is away
+            assert clients[0].post(f"/v1/devices/{device}/heartbeat").status_code == 200
+        proxy.cut()
+        down_at = len(answers)
+        arriving = [f"new-{i}" for i in range(10)]
+        for i, device in enumerate(arriving):  # registered while PostgreSQL is away
+            assert clients[i % 2].post(f"/v1/devices/{device}/heartbeat").status_code == 200
+            assert clients[(i + 1) % 2].get(f"/v1/devices/{device}").json()["status"] == "online"
+
+        def faded() -> bool:
+            offline = {e["device_id"] for e in sse.events if e["to"] == "offline"}
+            return offline >= set(fading)
+
+        until(faded, what="offline transitions on SSE during the outage")
+        for device in fading:
+            assert clients[1].get(f"/v1/devices/{device}").json()["status"] == "offline"
+        assert len(answers) > down_at + 10  # the load kept running meanwhile
+        streamed = _stream_pairs(redis_url, redis_prefix)
+        assert len(streamed) >= 4 + 3 * len(fading) + len(arriving)
+        assert len(_store_events(postgres_dsn)) < len(streamed)  # buffered in Redis
+        proxy.restore()
+        stop.set()
+        loader.join(5)
+        assert set(answers) == {200}, answers  # heartbeats never failed
+
+        def drained() -> bool:
+            return len(_store_events(postgres_dsn)) >= len(_stream_pairs(redis_url, redis_prefix))
+
+        until(drained, timeout=30, what="the outbox drained into PostgreSQL")
+        stream = _stream_pairs(redis_url, redis_prefix)
+        rows = _store_events(postgres_dsn)
+        assert [s for s, _, _ in rows] == list(range(1, len(stream) + 1))
+        assert rows == stream  # every transition exactly once
+        assert {(e["seq"], e["device_id"], e["to"]) for e in sse.events} <= set(stream)
+        with psycopg.connect(postgres_dsn) as db:
+            stored = {r[0] for r in db.execute("SELECT id FROM devices").fetchall()}
+        assert set(fading) | set(arriving) <= stored  # registered devices reached it too
+    finally:
+        stop.set()
+        if subscriber is not None:
+            subscriber.close()
+        for client in clients:
+            client.close()
+        for hub in hubs:
+            hub.stop()
+        proxy.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -16,21 +16,14 @@ from lastseen.presence import DeviceState, Reason, Source, Status
 from lastseen.store import Batch, DeviceQuery, DeviceRecord, EventRecord, PresenceUpdate
 from lastseen.store.migrations import postgres as schema
 from lastseen.store.postgres import PostgresStore, describe_dsn
-from tests.store.tcpproxy import Proxy
 from tests.store.test_contract import device, event
+from tests.tcpproxy import Proxy, via
 
 pytestmark = pytest.mark.anyio
 
 LATEST = schema.MIGRATIONS[-1][0]
 #: A typed outage must surface within this many seconds (connect timeout 1.5 s).
 OUTAGE_BOUND = 2.0
-
-
-def via(dsn: str, port: int) -> str:
-    """``dsn`` with its port replaced (to go through a proxy)."""
-    parts = urlsplit(dsn)
-    netloc = f"{parts.username}@{parts.hostname}:{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 async def versions(dsn: str) -> list[int]:

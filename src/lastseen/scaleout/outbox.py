@@ -13,9 +13,10 @@ it works; any instance takes it over when it lapses, so there is no leader to el
 and nothing to configure). Draining in one place keeps appends in seq order, which
 the store contract asks for. A new holder first takes over (``XAUTOCLAIM``) what the
 previous holder had read but not acknowledged. Should two ever overlap (a holder
-paused past its lease), appends stay idempotent by seq: events at or below the
-store's ``last_seq`` are skipped, and the PostgreSQL store also ignores a seq it
-already has.
+paused past its lease), appends stay exactly-once by seq: events at or below the
+store's ``last_seq`` are skipped, and a batch whose first seq the store already has
+is refused by the store's own seq check (under PostgreSQL's ``last_seq`` row lock),
+after which this drainer re-reads ``last_seq`` and skips what is stored.
 
 With each batch of events go the full rows of the devices they concern (new devices
 are registered by their first heartbeat in Redis) and of devices whose ``last_seen``

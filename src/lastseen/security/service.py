@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 
 from lastseen.clock import Clock
+from lastseen.errors import StoreUnavailable
 from lastseen.hub.broadcast import Broadcaster
 from lastseen.metrics import Registry
 from lastseen.retention import prune_forever
@@ -153,5 +154,9 @@ class Security:
             try:
                 if await self.keyring.refresh():
                     log.info("event=keys_reloaded version=%d", self.keyring.version)
+            except StoreUnavailable as exc:
+                # An outage of the store (PostgreSQL down): the keys in memory keep
+                # answering; one line per round, not a traceback, until it returns.
+                log.warning("event=key_refresh_failed reason=%s", exc.code)
             except Exception:  # pragma: no cover - logged, retried next round
                 log.exception("event=key_refresh_failed")

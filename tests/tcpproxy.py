@@ -5,6 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+from collections.abc import Coroutine
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+
+def via(dsn: str, port: int) -> str:
+    """``dsn`` (a URL) with its port replaced, to go through a proxy on loopback."""
+    parts = urlsplit(dsn)
+    netloc = f"{parts.username}@{parts.hostname}:{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class Proxy:
@@ -68,3 +79,37 @@ class Proxy:
                 dst.write(data)
                 await dst.drain()
         dst.transport.abort()
+
+
+class ThreadedProxy:
+    """A ``Proxy`` on an event loop of its own thread, for tests of real processes that
+    drive it from synchronous code."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._proxy = Proxy(target_host, target_port)
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._run(self._proxy.start())
+
+    @property
+    def port(self) -> int:
+        return self._proxy.port
+
+    def _run(self, work: Coroutine[Any, Any, None]) -> None:
+        asyncio.run_coroutine_threadsafe(work, self._loop).result(10)
+
+    def cut(self) -> None:
+        self._run(self._proxy.cut())
+
+    def silence(self) -> None:
+        self._run(self._proxy.silence())
+
+    def restore(self) -> None:
+        self._run(self._proxy.restore())
+
+    def close(self) -> None:
+        self.cut()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()

@@ -197,7 +197,7 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--stale-after", type=float, default=3.0, help="hub threshold, seconds")
-    parser.add_argument("--offline-after", type=float, default=6.0, help="hub threshold, seconds")
+    parser.add_argument("--offline-after", type=float, default=30.0, help="hub threshold, seconds")
     args = parser.parse_args()
     chromium = shutil.which("chromium")
     if chromium is None:

@@ -39,7 +39,7 @@ from lastseen.testing import HubProcess
 
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
 
-from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, sync_playwright
 
 BATCH = 1000
 SCROLL_STEPS = 200
@@ -71,7 +71,8 @@ SCROLL = """async (steps) => {
     last = now;
   }
   const rows = document.querySelectorAll(".viewport .row:not([hidden])");
-  return { gaps, atBottom: viewport.scrollTop >= end - 1, lastId: rows.length ? rows[rows.length - 1].dataset.id : null };
+  const lastId = rows.length ? rows[rows.length - 1].dataset.id : null;
+  return { gaps, atBottom: viewport.scrollTop >= end - 1, lastId };
 }"""
 
 

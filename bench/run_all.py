@@ -34,6 +34,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
         [],
         ["--devices", "20000", "--runs", "1", "--stale-after", "1", "--offline-after", "2"],
     ),
+    # Needs Debian's chromium (headless, driven by Playwright).
+    "dashboard": ([], ["--devices", "2000", "--runs", "1"]),
     # Needs the PostgreSQL server of --admin-dsn (default: postgres on 127.0.0.1:5432).
     "postgres_store": ([], ["--devices", "10000", "--runs", "1"]),
 }

@@ -29,7 +29,7 @@ BOUND = 20.0
 ENVIRONMENT_KEYS = {"cores", "python", "platform", "packages", "commit", "when"}
 
 
-def run_bench(tmp_path: Path, name: str, *args: str) -> dict[str, Any]:
+def run_bench(tmp_path: Path, name: str, *args: str, bound: float = BOUND) -> dict[str, Any]:
     """Run one benchmark in a copy of ``bench/``; its parsed JSON result."""
     shutil.copytree(
         BENCH, tmp_path / "bench", ignore=shutil.ignore_patterns("results", "__pycache__")
@@ -44,11 +44,11 @@ def run_bench(tmp_path: Path, name: str, *args: str) -> dict[str, Any]:
         start_new_session=True,
     )
     try:
-        output, _ = proc.communicate(timeout=BOUND)
+        output, _ = proc.communicate(timeout=bound)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         output, _ = proc.communicate()
-        pytest.fail(f"bench.{name} did not finish within {BOUND} s:\n{output}")
+        pytest.fail(f"bench.{name} did not finish within {bound} s:\n{output}")
     assert proc.returncode == 0, output
     assert tables(output), f"bench.{name} printed no summary table:\n{output}"
     result: dict[str, Any] = json.loads(
@@ -192,3 +192,23 @@ def test_mqtt_ingest(tmp_path: Path, mqtt_broker: tuple[str, int]) -> None:
     )
     assert {"qos0", "qos1"} <= result["summary"].keys()
     assert result["summary"]["qos0"].keys() >= {"hub_rate", "processed_all"}
+
+
+@pytest.mark.timeout(60)
+def test_dashboard(tmp_path: Path) -> None:
+    if shutil.which("chromium") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not on PATH; CI must install it (Debian package chromium)")
+        pytest.skip("chromium is not on PATH (Debian package chromium); CI runs this")
+    result = run_bench(
+        tmp_path, "dashboard", "--devices", "200", "--runs", "1",
+        "--stale-after", "1", "--offline-after", "30",
+        bound=45.0,  # a browser start on top of the hub's
+    )  # fmt: skip
+    run = result["runs"][0]
+    assert run["devices"] == 200
+    assert 0 < run["rows_in_dom"] < 200  # virtualised: a screenful, not the fleet
+    for phase in ("scroll", "stale"):
+        assert {"p50_ms", "p95_ms", "max_ms"} <= result["summary"][phase].keys()
+        assert run[phase]["frames"] > 0
+    assert {"first_screen_ms", "stale_shown_ms"} <= result["summary"].keys()

@@ -18,17 +18,16 @@ from typing import Any, Final, TypeVar
 import orjson
 
 from lastseen.errors import StoreError
-from lastseen.presence import DeviceState, Reason, Source, Status, Transition
+from lastseen.presence import DeviceState
+from lastseen.store import rows
 from lastseen.store.base import DeviceRecord, EventRecord, PresenceUpdate
 from lastseen.store.rows import audit as audit
+from lastseen.store.rows import event as event
 from lastseen.store.rows import key as key
 from lastseen.store.rows import key_row as key_row
 
 T = TypeVar("T", DeviceRecord, PresenceUpdate)
 
-_STATUSES: Final = {s.value: s for s in Status}
-_REASONS: Final = {r.value: r for r in Reason}
-_SOURCES: Final = {s.value: s for s in Source}
 
 _PRESENCE: Final = (
     "status, since, last_seen, last_own, anchor, reason, source, session, flaps, flapping, version"
@@ -181,17 +180,17 @@ def device(row: Any) -> DeviceRecord:
         updated_at,
         version,
     ) = row
-    state = DeviceState(
-        status=_STATUSES[status],
-        since=since,
-        last_seen=last_seen,
-        last_own=last_own,
-        anchor=anchor,
-        reason=None if reason is None else _REASONS[reason],
-        source=None if source is None else _SOURCES[source],
-        session=session,
-        flaps=tuple(flaps),
-        flapping=flapping,
+    state = rows.state(
+        status,
+        since,
+        last_seen,
+        last_own,
+        anchor,
+        reason,
+        source,
+        session,
+        tuple(flaps),
+        flapping,
     )
     return DeviceRecord(
         id=id_,
@@ -231,19 +230,6 @@ def event_rows(events: Iterable[EventRecord]) -> list[tuple[Any, ...]]:
         )
         for e in events
     ]
-
-
-def event(row: Any) -> EventRecord:
-    seq, device_id, from_status, to_status, at, reason, source, flapping = row
-    transition = Transition(
-        from_status=_STATUSES[from_status],
-        to_status=_STATUSES[to_status],
-        at=at,
-        reason=_REASONS[reason],
-        source=_SOURCES[source],
-        flapping=flapping,
-    )
-    return EventRecord(seq=seq, device_id=device_id, transition=transition)
 
 
 # --- keys and audit ---------------------------------------------------------------

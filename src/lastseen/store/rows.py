@@ -2,11 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
-from lastseen.store.base import AuditRecord, KeyRecord
+from lastseen.presence import DeviceState, Reason, Source, Status, Transition
+from lastseen.store.base import AuditRecord, EventRecord, KeyRecord
+
+_STATUSES: Final = {s.value: s for s in Status}
+_REASONS: Final = {r.value: r for r in Reason}
+_SOURCES: Final = {s.value: s for s in Source}
+
+
+def state(
+    status: str,
+    since: float,
+    last_seen: float | None,
+    last_own: float | None,
+    anchor: float | None,
+    reason: str | None,
+    source: str | None,
+    session: int | None,
+    flaps: tuple[float, ...],
+    flapping: bool,
+) -> DeviceState:
+    """A device's presence from its stored columns (flaps already decoded)."""
+    return DeviceState(
+        status=_STATUSES[status],
+        since=since,
+        last_seen=last_seen,
+        last_own=last_own,
+        anchor=anchor,
+        reason=None if reason is None else _REASONS[reason],
+        source=None if source is None else _SOURCES[source],
+        session=session,
+        flaps=flaps,
+        flapping=flapping,
+    )
+
+
+def event(row: Any) -> EventRecord:
+    seq, device_id, from_status, to_status, at, reason, source, flapping = row
+    transition = Transition(
+        from_status=_STATUSES[from_status],
+        to_status=_STATUSES[to_status],
+        at=at,
+        reason=_REASONS[reason],
+        source=_SOURCES[source],
+        # SQLite stores 0/1, PostgreSQL a boolean.
+        flapping=bool(flapping),
+    )
+    return EventRecord(seq=seq, device_id=device_id, transition=transition)
 
 
 def key_row(key: KeyRecord) -> tuple[object, ...]:

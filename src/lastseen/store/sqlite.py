@@ -36,7 +36,6 @@ from typing import Any, Final, TypeVar
 import orjson
 
 from lastseen.errors import Conflict, StoreError
-from lastseen.presence import DeviceState, Reason, Source, Status, Transition
 from lastseen.store import rows
 from lastseen.store.base import (
     AuditRecord,
@@ -91,9 +90,6 @@ _EVENT_INSERT: Final = (
 _EVENT_INSERT_NEW: Final = _EVENT_INSERT.replace("INSERT", "INSERT OR IGNORE", 1)
 
 # Dict lookups instead of Status(value): 12 ns against 280 ns, times 4 per row at 10^6 rows.
-_STATUSES: Final = {s.value: s for s in Status}
-_REASONS: Final = {r.value: r for r in Reason}
-_SOURCES: Final = {s.value: s for s in Source}
 
 
 class SQLiteStore:
@@ -190,7 +186,7 @@ class SQLiteStore:
             sql = f"{_EVENT_SELECT} WHERE device_id = ? AND seq > ? ORDER BY seq LIMIT ?"
             params = (device_id, after, limit)
         return await self._run(
-            self._reader, lambda conn: [_event(row) for row in conn.execute(sql, params)]
+            self._reader, lambda conn: [rows.event(row) for row in conn.execute(sql, params)]
         )
 
     async def last_seq(self) -> int:
@@ -661,17 +657,17 @@ def _device(row: Any) -> DeviceRecord:
         updated_at,
         version,
     ) = row
-    state = DeviceState(
-        status=_STATUSES[status],
-        since=since,
-        last_seen=last_seen,
-        last_own=last_own,
-        anchor=anchor,
-        reason=None if reason is None else _REASONS[reason],
-        source=None if source is None else _SOURCES[source],
-        session=session,
-        flaps=tuple(orjson.loads(flaps)),
-        flapping=bool(flapping),
+    state = rows.state(
+        status,
+        since,
+        last_seen,
+        last_own,
+        anchor,
+        reason,
+        source,
+        session,
+        tuple(orjson.loads(flaps)),
+        bool(flapping),
     )
     return DeviceRecord(
         id=id_,
@@ -698,19 +694,6 @@ def _event_row(event: EventRecord) -> tuple[object, ...]:
         t.source.value,
         int(t.flapping),
     )
-
-
-def _event(row: Any) -> EventRecord:
-    seq, device_id, from_status, to_status, at, reason, source, flapping = row
-    transition = Transition(
-        from_status=_STATUSES[from_status],
-        to_status=_STATUSES[to_status],
-        at=at,
-        reason=_REASONS[reason],
-        source=_SOURCES[source],
-        flapping=bool(flapping),
-    )
-    return EventRecord(seq=seq, device_id=device_id, transition=transition)
 
 
 _KEY_COLUMNS: Final = (

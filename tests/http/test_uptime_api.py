@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from lastseen.http import uptime
 from lastseen.http.headers import CSP
 from lastseen.security import Role
 from tests.http.conftest import Running
@@ -67,3 +68,25 @@ async def test_the_dashboard_is_served_with_types_etags_and_the_csp(running: Run
             .startswith("text/css")
         )
         assert (await client.get("/dashboard/nope.js")).status_code == 404
+
+
+async def test_a_history_past_the_read_cap_is_answered_incomplete(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(uptime, "PAGE", 2)
+    monkeypatch.setattr(uptime, "MAX_EVENTS", 4)
+    async with running.admin_client() as admin:
+        for _ in range(3):  # online, stale, offline: 3 transitions each round
+            assert (await admin.post("/v1/devices/pi/heartbeat")).status_code == 200
+            running.clock.advance(1000.0)
+            await running.hub.sweep()
+        await admin.put("/v1/devices/idle")  # its commit follows the sweeps'
+        device = (await admin.get("/v1/devices/pi/uptime")).json()
+        fleet = (await admin.get("/v1/uptime")).json()
+        monkeypatch.setattr(uptime, "MAX_EVENTS", 100)
+        whole = (await admin.get("/v1/devices/pi/uptime")).json()
+    assert device["complete"] is False
+    assert device["transitions"] == 4
+    assert fleet["complete"] is False
+    assert whole["complete"] is True
+    assert whole["transitions"] == 9

@@ -13,6 +13,7 @@ time, yielding to the event loop between pages.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
@@ -23,7 +24,7 @@ from lastseen.http.responses import JSONResponse
 from lastseen.hub.api import HubAPI
 from lastseen.hub.core import check_device_id
 from lastseen.presence import Status
-from lastseen.store import DeviceQuery
+from lastseen.store import DeviceQuery, EventRecord, Store
 from lastseen.timefmt import rfc3339
 from lastseen.uptime import FleetUptime, Uptime, UptimeCounter, fleet, parse_window
 
@@ -35,6 +36,34 @@ MAX_EVENTS = 1_000_000
 def _hub(request: Request) -> HubAPI:
     hub: HubAPI = request.app.state.hub
     return hub
+
+
+class _History:
+    """The durable transition history in seq order, read ``PAGE`` events at a time.
+
+    Stops after ``MAX_EVENTS``; ``complete`` then says the answer did not see it all.
+    """
+
+    def __init__(self, store: Store, device_id: str | None = None) -> None:
+        self._store = store
+        self._device_id = device_id
+        self.complete = True
+
+    async def __aiter__(self) -> AsyncIterator[EventRecord]:
+        after = 0
+        read = 0
+        while True:
+            page = await self._store.events(after, PAGE, device_id=self._device_id)
+            for event in page:
+                yield event
+            read += len(page)
+            if len(page) < PAGE:
+                return
+            if read >= MAX_EVENTS:
+                self.complete = False
+                return
+            after = page[-1].seq
+            await asyncio.sleep(0)
 
 
 def _by_status(values: Any) -> dict[str, float]:
@@ -60,28 +89,17 @@ async def device_uptime(request: Request) -> Response:
     record, _ = await hub.read_device(device_id)  # 404 for an unknown device
     now = hub.clock.now()
     counter = UptimeCounter(start=now - window, end=now, created_at=record.created_at)
-    after = 0
-    read = 0
-    complete = True
-    while True:
-        page = await hub.store.events(after, PAGE, device_id=device_id)
-        for event in page:
-            t = event.transition
-            counter.feed(t.at, t.from_status, t.to_status)
-        read += len(page)
-        if len(page) < PAGE:
-            break
-        if read >= MAX_EVENTS:
-            complete = False
-            break
-        after = page[-1].seq
+    history = _History(hub.store, device_id)
+    async for event in history:
+        t = event.transition
+        counter.feed(t.at, t.from_status, t.to_status)
     result = counter.result(record.state.status, record.state.since)
     return JSONResponse(
         {
             "device_id": device_id,
             **_window(window, now),
             **_totals(result),
-            "complete": complete,
+            "complete": history.complete,
         }
     )
 
@@ -104,24 +122,12 @@ async def fleet_uptime(request: Request) -> Response:
         if cursor is None:
             break
         await asyncio.sleep(0)
-    after = 0
-    read = 0
-    complete = True
-    while True:
-        events = await hub.store.events(after, PAGE)
-        for event in events:
-            counter = counters.get(event.device_id)
-            if counter is not None:  # a deleted device's history has no device now
-                t = event.transition
-                counter.feed(t.at, t.from_status, t.to_status)
-        read += len(events)
-        if len(events) < PAGE:
-            break
-        if read >= MAX_EVENTS:
-            complete = False
-            break
-        after = events[-1].seq
-        await asyncio.sleep(0)
+    history = _History(hub.store)
+    async for event in history:
+        counter = counters.get(event.device_id)
+        if counter is not None:  # a deleted device's history has no device now
+            t = event.transition
+            counter.feed(t.at, t.from_status, t.to_status)
     summary: FleetUptime = fleet(
         counters[device_id].result(*current[device_id]) for device_id in counters
     )
@@ -134,7 +140,7 @@ async def fleet_uptime(request: Request) -> Response:
             "devices": summary.devices,
             **_totals(summary),
             "current": counts,
-            "complete": complete,
+            "complete": history.complete,
         }
     )
 

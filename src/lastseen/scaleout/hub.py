@@ -82,6 +82,7 @@ class RedisHub:
         cluster: bool = False,
         stream_max: int = STREAM_MAX,
         background: bool = True,
+        script_clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self.profiles = settings.profiles
@@ -93,6 +94,10 @@ class RedisHub:
         self.cluster = cluster or is_cluster(redis_url)
         self.stream_max = stream_max
         self.background = background
+        #: Tests only: a clock that replaces Redis's ``TIME`` in every script and read,
+        #: so contract tests move time by hand. Production never sets it: there Redis's
+        #: clock is the only clock (hosts with skewed clocks agree).
+        self.script_clock = script_clock
         self.redis: Any = connect(redis_url, cluster=self.cluster)
         self.metrics = ScaleoutMetrics(self)
         self.broadcaster = Broadcaster(
@@ -217,6 +222,11 @@ class RedisHub:
         except TimeoutError:
             pass
 
+    def now_override(self) -> str:
+        """The ``now`` argument of a script: empty (Redis's ``TIME``) unless a test clock
+        is set."""
+        return "" if self.script_clock is None else repr(self.script_clock.now())
+
     def profile(self, name: str) -> Profile:
         if name in self.profiles:
             return self.profiles.get(name)
@@ -243,7 +253,7 @@ class RedisHub:
             self._default_spec,
             self.stream_max,
             MAX_ATTRIBUTES,
-            "",
+            self.now_override(),
         ]
         if attributes:
             for key, value in attributes.items():
@@ -356,7 +366,7 @@ class RedisHub:
             self._default_spec,
             profile_spec(self.profiles.get(profile)) if profile is not None else "",
             orjson.dumps(dict(labels)).decode() if labels is not None else "",
-            "",
+            self.now_override(),
             self.stream_max,
         ]
         with translated():

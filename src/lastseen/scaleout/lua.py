@@ -13,7 +13,8 @@ the embedded hub gets from its single event loop: two instances can never interl
 on one device, and the stream's order is the seq order.
 
 ``TIME`` is the only clock (hosts with skewed clocks agree). The ``now`` argument
-exists only for the rule tests, which must replay exact times; the hub never sends it.
+exists only for tests, which must replay exact times (the rule tests, and the HubAPI
+contract suite through ``RedisHub.script_clock``); a serving hub never sends it.
 
 Numbers cross the boundary as ``%.17g`` strings, which round-trip an IEEE double
 exactly (Lua's ``tostring`` keeps only 14 digits), so deadlines computed here and in

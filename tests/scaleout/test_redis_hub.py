@@ -15,6 +15,7 @@ import pytest
 from lastseen.errors import InvalidInput, NotFound, Unavailable
 from lastseen.hub.broadcast import DEVICE, RESET, TRANSITION, StreamFilter
 from lastseen.presence import Observation, Reason, Source, Status
+from lastseen.scaleout.hub import WARM_CONNECTIONS
 from lastseen.store import Batch, DeviceQuery
 from tests.scaleout.conftest import FlakyStore, RedisHubFactory
 
@@ -245,3 +246,23 @@ async def test_device_messages_reach_subscribers_of_every_instance(
         assert message is not None
         kinds.append((message[0], orjson.loads(message[2])["action"]))
     assert kinds == [(DEVICE, "created"), (DEVICE, "deleted")]
+
+
+async def test_a_burst_of_subscribers_is_served_from_a_few_connections(
+    make_redis_hub: RedisHubFactory,
+) -> None:
+    """Every dashboard reconnecting at once: the opens queue for a bounded number of
+    slots on the connections opened at start, instead of each opening a connection
+    under the connect timeout (which, on a busy loop, answered some of them 503)."""
+    a = await make_redis_hub(background=False)
+    await a.heartbeats([(f"b{i}", None, None) for i in range(50)])
+
+    async def subscribe() -> int:
+        await a.open_stream(StreamFilter(), None)
+        _, devices = await a.read_snapshot(StreamFilter())
+        return len(devices)
+
+    assert await asyncio.gather(*(subscribe() for _ in range(200))) == [50] * 200
+    pool = a.redis.connection_pool
+    opened = len(pool._available_connections) + len(pool._in_use_connections)
+    assert opened <= WARM_CONNECTIONS

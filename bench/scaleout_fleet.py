@@ -12,7 +12,8 @@ private key prefix, deleted afterwards) and one SQLite store, as ``bench.scaleou
   each). Redis: ``MEMORY USAGE`` (exact, ``SAMPLES 0``) summed over every key of the
   prefix before and after, split into per-device state (device and attribute hashes, the
   id and deadline sorted sets) and the event stream, each growth ÷ N; ``used_memory``
-  growth is shown too, but that Redis is shared with other work. Instances: RSS growth from ``/healthz``.
+  growth is shown too, but that Redis is shared with other work. Instances: RSS growth
+  from ``/healthz``.
 * restart: with the N devices in Redis, the first instance is stopped (SIGTERM) and
   started again: seconds from the start to ``/healthz`` answering and to the first read
   of a device answered correctly; the other instance (with 2) serves throughout.

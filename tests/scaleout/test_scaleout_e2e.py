@@ -8,6 +8,7 @@ database each); the others share a SQLite file, the one-host configuration.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -221,6 +222,37 @@ def test_workers_share_one_port_and_one_state(
         assert len(listed["devices"]) == 30
     finally:
         assert hub.stop() == 0
+
+
+def _workers(pid: int) -> set[int]:
+    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def test_a_worker_killed_with_sigkill_is_replaced(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    [hub] = instances(tmp_path, redis_url, redis_prefix, 1, "--workers", "2")
+    try:
+        assert hub.proc is not None
+        parent = hub.proc.pid
+        first = _workers(parent)
+        assert len(first) == 2
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+
+        def replaced() -> bool:
+            now = _workers(parent)
+            return len(now) == 2 and victim not in now
+
+        until(replaced, what="a new worker in place of the killed one")
+        survivor = (first - {victim}).pop()
+        assert survivor in _workers(parent)
+        for i in range(20):  # new connections reach both workers, old and new
+            answer = httpx.post(f"{hub.url}/v1/devices/k-{i}/heartbeat", timeout=5)
+            assert answer.status_code == 200
+        assert "event=worker_replaced" in hub.log()
+    finally:
+        assert hub.stop() == 0  # a clean stop after the replacement
 
 
 def test_a_device_rate_limit_holds_across_instances(

@@ -13,10 +13,11 @@ import orjson
 import pytest
 
 from lastseen.errors import InvalidInput, NotFound, Unavailable
-from lastseen.hub.broadcast import DEVICE, RESET, TRANSITION, StreamFilter
+from lastseen.hub.broadcast import DEVICE, RESET, SEEN, TRANSITION, StreamFilter, Subscriber
 from lastseen.presence import Observation, Reason, Source, Status
 from lastseen.scaleout.hub import WARM_CONNECTIONS
 from lastseen.store import Batch, DeviceQuery
+from lastseen.timefmt import rfc3339
 from tests.scaleout.conftest import FlakyStore, RedisHubFactory
 
 pytestmark = pytest.mark.anyio
@@ -266,3 +267,34 @@ async def test_a_burst_of_subscribers_is_served_from_a_few_connections(
     pool = a.redis.connection_pool
     opened = len(pool._available_connections) + len(pool._in_use_connections)
     assert opened <= WARM_CONNECTIONS
+
+
+async def test_seen_ticks_reach_subscribers_of_every_instance(
+    make_redis_hub: RedisHubFactory,
+) -> None:
+    a = await make_redis_hub()
+    b = await make_redis_hub()
+    await a.put_device("north-1", profile="slow", labels={"site": "north"})
+    await a.put_device("south-1", profile="slow", labels={"site": "south"})
+    await a.heartbeat("north-1")
+    await a.heartbeat("south-1")
+    everyone, _ = await b.open_stream(StreamFilter(), None)
+    north, _ = await b.open_stream(StreamFilter(labels=(("site", "north"),)), None)
+    await a.heartbeat("north-1")  # no transition: only last_seen moves
+    await a.heartbeat("south-1")
+
+    async def next_seen(subscriber: Subscriber) -> dict[str, str]:
+        for _ in range(20):
+            message = await subscriber.get(timeout=5.0)
+            assert message is not None, "no seen message within 5 s"
+            if message[0] == SEEN:
+                devices: dict[str, str] = orjson.loads(message[2])["devices"]
+                return devices
+        raise AssertionError("no seen message")
+
+    got = await next_seen(everyone)
+    record, _ = await b.read_device("north-1")
+    assert record.state.last_seen is not None
+    assert got.get("north-1") == rfc3339(record.state.last_seen)
+    assert "south-1" in got or "south-1" in await next_seen(everyone)
+    assert set(await next_seen(north)) == {"north-1"}  # the label filter holds

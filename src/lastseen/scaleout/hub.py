@@ -8,7 +8,9 @@ A heartbeat acknowledged by any instance is therefore visible on every other at 
 * the sweeper claims and fires due deadlines (``scaleout/sweeper.py``),
 * the fan-out reads the event stream into this instance's subscribers
   (``scaleout/fanout.py``),
-* the outbox drains the stream into the durable store (``scaleout/outbox.py``).
+* the outbox drains the stream into the durable store (``scaleout/outbox.py``),
+* the ``seen`` ticker sends last_seen updates to this instance's subscribers
+  (``scaleout/seen.py``).
 
 Devices, keys and audit records are administrative writes: they go to the store
 directly. Presence reaches the store only through the outbox, so a store outage
@@ -51,6 +53,7 @@ from lastseen.scaleout.instruments import ScaleoutMetrics
 from lastseen.scaleout.keys import Keys
 from lastseen.scaleout.outbox import Outbox
 from lastseen.scaleout.reads import DeviceReads
+from lastseen.scaleout.seen import SeenTicker
 from lastseen.scaleout.streams import StreamReader
 from lastseen.scaleout.sweeper import Sweeper
 from lastseen.settings import Settings
@@ -129,6 +132,7 @@ class RedisHub:
         self.outbox = Outbox(self)
         self.reader = StreamReader(self)
         self.reads = DeviceReads(self)
+        self.seen = SeenTicker(self)
         self._tasks: list[asyncio.Task[None]] = []
         self.stopped = False
         #: Set at stop: the loops finish their current Redis call and end (cancelling
@@ -157,6 +161,7 @@ class RedisHub:
             loop.create_task(self.fanout.run(seq), name="fanout"),
             loop.create_task(self.sweeper.run(), name="sweeper"),
             loop.create_task(self.outbox.run(), name="outbox"),
+            loop.create_task(self.seen.run(), name="seen"),
             loop.create_task(
                 prune_forever(
                     "events", self.store.prune_events, self.settings.event_retention, self.clock
@@ -413,6 +418,7 @@ class RedisHub:
                     k.ids,
                     k.dirty,
                     k.counts,
+                    k.seen,
                 ],
                 args=[device_id],
             )

@@ -141,14 +141,15 @@ def run_once(count: int, options: argparse.Namespace) -> dict[str, Any]:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     try:
         with instances(count, options.redis, prefix, *_NO_TIMEOUTS) as hubs:
-            # Push on an empty fleet, as bench.push_latency: a WebSocket subscriber's
-            # first message is a snapshot of every device (docs/scale-out.md, sizing).
-            pushed = push(hubs, options.subscribers, options.samples)
-            held = memory(hubs, options.redis, prefix, options.devices)
-            recovered = restart(hubs, options.devices)
+            # Push first, on an empty fleet as in bench.push_latency (a WebSocket
+            # subscriber's first message is a snapshot of every device).
+            result: dict[str, Any] = push(hubs, options.subscribers, options.samples)
+            if not options.push_only:
+                result |= memory(hubs, options.redis, prefix, options.devices)
+                result |= restart(hubs, options.devices)
     finally:
         _cleanup(options.redis, prefix)
-    return {"instances": count, **pushed, **held, **recovered}
+    return {"instances": count, **result}
 
 
 def main() -> None:
@@ -159,6 +160,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--instances", default="1,2")
+    parser.add_argument("--push-only", action="store_true", help="only the push latency")
     options = parser.parse_args()
     runs: list[dict[str, Any]] = []
     for count in (int(n) for n in options.instances.split(",")):
@@ -176,18 +178,22 @@ def main() -> None:
     rows = []
     for count in sorted({r["instances"] for r in runs}):
         mine = [r for r in runs if r["instances"] == count]
-        s: dict[str, Any] = {k: median([r[k] for r in mine]) for k in keys}
+        s: dict[str, Any] = {k: median([r[k] for r in mine]) for k in keys if k in mine[0]}
         s["missing"] = sum(r["missing"] for r in mine)
-        s["instance_rss_growth_mib"] = median(
-            [sum(r["instance_rss_growth_mib"]) / count for r in mine]
-        )
         summary[f"instances_{count}"] = s
-        rows += [
+        rows.append(
             (
                 f"{count} instance(s): push",
                 f"SSE p50 {s['sse_p50_ms']} / p99 {s['sse_p99_ms']} ms, WS p50 "
                 f"{s['ws_p50_ms']} / p99 {s['ws_p99_ms']} ms, missing {s['missing']}",
-            ),
+            )
+        )
+        if options.push_only:
+            continue
+        s["instance_rss_growth_mib"] = median(
+            [sum(r["instance_rss_growth_mib"]) / count for r in mine]
+        )
+        rows += [
             (
                 f"{count} instance(s): memory",
                 f"Redis {s['redis_state_bytes_per_device']:.0f} B/device + stream "

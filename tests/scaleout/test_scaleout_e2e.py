@@ -203,15 +203,17 @@ def test_redis_restart_answers_503_then_recovers_by_itself(tmp_path: Path) -> No
         server.stop()
 
 
+def _workers(pid: int) -> set[int]:
+    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
 def test_workers_share_one_port_and_one_state(
     tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
     [hub] = instances(tmp_path, redis_url, redis_prefix, 1, "--workers", "3")
     try:
         assert hub.proc is not None
-        pid = hub.proc.pid
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        assert len(children) == 3
+        assert len(_workers(hub.proc.pid)) == 3
         for i in range(30):
             # A new connection each time: the kernel spreads them over the workers.
             answer = httpx.post(f"{hub.url}/v1/devices/w-{i}/heartbeat", timeout=5)
@@ -222,10 +224,6 @@ def test_workers_share_one_port_and_one_state(
         assert len(listed["devices"]) == 30
     finally:
         assert hub.stop() == 0
-
-
-def _workers(pid: int) -> set[int]:
-    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
 
 
 def test_a_worker_killed_with_sigkill_is_replaced(

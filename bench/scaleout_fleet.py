@@ -52,6 +52,8 @@ def push(hubs: list[HubProcess], subscribers: int, samples: int) -> dict[str, An
         "sse_p99_ms": result["sse"]["p99_ms"],
         "ws_p50_ms": result["ws"]["p50_ms"],
         "ws_p99_ms": result["ws"]["p99_ms"],
+        "sse_spread_p50_ms": result["sse"]["spread_p50_ms"],
+        "ws_spread_p50_ms": result["ws"]["spread_p50_ms"],
         "missing": result["sse"]["missing"] + result["ws"]["missing"],
         "ack_p50_ms": result["ack_p50_ms"],
     }

@@ -41,11 +41,11 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     # Need Redis on 127.0.0.1:6379 (scale-out mode); scaleout also needs wrk.
     "scaleout": (
         [],
-        ["--runs", "1", "--seconds", "1.5", "--devices", "2000", "--lag-devices", "500"],
+        ["--runs", "1", "--seconds", "1", "--devices", "1000", "--lag-devices", "300"],
     ),
     "scaleout_fleet": (
         [],
-        ["--runs", "1", "--instances", "2", "--devices", "2000", "--samples", "30"],
+        ["--runs=1", "--instances=2", "--devices=2000", "--samples=30", "--subscribers=50"],
     ),
     # Needs Mosquitto on 127.0.0.1:1883.
     "mqtt_ingest": ([], ["--messages", "5000", "--devices", "1000", "--runs", "1", "--qos", "0"]),

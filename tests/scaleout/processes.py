@@ -3,10 +3,11 @@ thread, and the transitions as Redis's stream and PostgreSQL's events table hold
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -40,6 +41,19 @@ def instances(
         hub.log_path = tmp_path / f"instance-{i}.log"
         hub.start()
     return hubs
+
+
+@contextlib.contextmanager
+def running(
+    tmp_path: Path, url: str, prefix: str, count: int, *args: str
+) -> Iterator[list[HubProcess]]:
+    """``instances``, stopped when the block ends."""
+    hubs = instances(tmp_path, url, prefix, count, *args)
+    try:
+        yield hubs
+    finally:
+        for hub in hubs:
+            hub.stop()
 
 
 FAST = ("--stale-after", "2", "--offline-after", "3")

@@ -19,7 +19,7 @@ from tests.scaleout.processes import (
     FAST,
     SSE,
     SteadyLoad,
-    instances,
+    running,
     store_events,
     stream_pairs,
     until,
@@ -33,12 +33,8 @@ def two_on_private_postgres(
     tmp_path: Path, redis_url: str, redis_prefix: str, private_postgres: PostgresServer
 ) -> Iterator[tuple[list[HubProcess], str]]:
     dsn = private_postgres.create_database("lastseen")
-    hubs = instances(tmp_path, redis_url, redis_prefix, 2, "--postgres", dsn, *FAST)
-    try:
+    with running(tmp_path, redis_url, redis_prefix, 2, "--postgres", dsn, *FAST) as hubs:
         yield hubs, dsn
-    finally:
-        for hub in hubs:
-            hub.stop()
 
 
 def _beat(clients: list[httpx.Client], devices: list[str]) -> None:

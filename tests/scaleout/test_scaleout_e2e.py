@@ -26,6 +26,7 @@ from tests.scaleout.processes import (
     FAST,
     SSE,
     instances,
+    running,
     store_events,
     stream_pairs,
     until,
@@ -37,12 +38,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def three(tmp_path: Path, redis_url: str, redis_prefix: str) -> Iterator[list[HubProcess]]:
-    hubs = instances(tmp_path, redis_url, redis_prefix, 3, *FAST)
-    try:
+    with running(tmp_path, redis_url, redis_prefix, 3, *FAST) as hubs:
         yield hubs
-    finally:
-        for hub in hubs:
-            hub.stop()
 
 
 @pytest.fixture
@@ -50,12 +47,8 @@ def three_on_postgres(
     tmp_path: Path, redis_url: str, redis_prefix: str, postgres_dsn: str
 ) -> Iterator[list[HubProcess]]:
     """Three instances sharing Redis and one PostgreSQL database (several hosts' setup)."""
-    hubs = instances(tmp_path, redis_url, redis_prefix, 3, "--postgres", postgres_dsn, *FAST)
-    try:
+    with running(tmp_path, redis_url, redis_prefix, 3, "--postgres", postgres_dsn, *FAST) as hubs:
         yield hubs
-    finally:
-        for hub in hubs:
-            hub.stop()
 
 
 def test_a_heartbeat_on_one_instance_is_seen_at_once_on_every_other(

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from lastseen.errors import InvalidInput, NotFound
-from lastseen.hub.broadcast import DEVICE, RESET, TRANSITION, Message, StreamFilter
+from lastseen.hub.broadcast import DEVICE, RESET, TRANSITION, Message, StreamFilter, Subscriber
 from lastseen.presence import Observation, Reason, Source, Status
 from lastseen.store import DeviceQuery
 from tests.contract.conftest import T0, Fleet
@@ -25,11 +25,10 @@ async def _status(fleet: Fleet, device_id: str) -> Status:
     return record.state.status
 
 
-async def _next(fleet: Fleet, subscriber: object, kind: str = TRANSITION) -> dict[str, object]:
-    """The next message of ``kind`` (others, e.g. keep-alive-free device messages, skipped)."""
-    get = getattr(subscriber, "get")  # noqa: B009 - Subscriber.get
+async def _next(subscriber: Subscriber, kind: str = TRANSITION) -> dict[str, object]:
+    """The next message of ``kind`` (messages of other kinds are skipped)."""
     for _ in range(20):
-        message: Message | None = await get(timeout=5.0)
+        message: Message | None = await subscriber.get(timeout=5.0)
         assert message is not None, f"no {kind} message within 5 s"
         if message[0] == kind:
             body: dict[str, object] = orjson.loads(message[2])
@@ -297,8 +296,8 @@ async def test_a_live_subscriber_gets_transitions_in_seq_order(fleet: Fleet) -> 
     await hub.heartbeat("pi-1")
     fleet.clock.advance(10.0)
     assert await fleet.fire() == 1
-    first = await _next(fleet, subscriber)
-    second = await _next(fleet, subscriber)
+    first = await _next(subscriber)
+    second = await _next(subscriber)
     assert [(e["seq"], e["device_id"], e["from"], e["to"]) for e in (first, second)] == [
         (1, "pi-1", "unknown", "online"),
         (2, "pi-1", "online", "stale"),
@@ -310,8 +309,8 @@ async def test_a_live_subscriber_is_told_of_device_changes(fleet: Fleet) -> None
     subscriber, _ = await fleet.hub.open_stream(StreamFilter(), None)
     await fleet.hub.put_device("gw", labels={"site": "east"})
     await fleet.hub.delete_device("gw")
-    created = await _next(fleet, subscriber, DEVICE)
-    deleted = await _next(fleet, subscriber, DEVICE)
+    created = await _next(subscriber, DEVICE)
+    deleted = await _next(subscriber, DEVICE)
     assert [(m["action"], m["device_id"]) for m in (created, deleted)] == [
         ("created", "gw"),
         ("deleted", "gw"),
@@ -330,7 +329,7 @@ async def test_resuming_by_seq_gets_exactly_what_was_missed(fleet: Fleet) -> Non
     subscriber, nothing = await hub.open_stream(StreamFilter(), 5)
     assert [m async for m in nothing] == []
     await hub.heartbeat("r5")
-    live = await _next(fleet, subscriber)
+    live = await _next(subscriber)
     assert live["seq"] == 6  # no gap, no repeat between backfill and live
 
 

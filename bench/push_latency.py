@@ -206,6 +206,25 @@ def run_once(
         "--stale-after", "3600", "--offline-after", "7200", "--log-level", "warning",
     )  # fmt: skip
     hub.start()
+    try:
+        assert hub.proc is not None
+        return measure(hub.url, hub.url, [hub.proc.pid], subscribers, samples, interval, warmup)
+    finally:
+        hub.stop()
+
+
+def measure(
+    beat_url: str,
+    listen_url: str,
+    hub_pids: list[int],
+    subscribers: int,
+    samples: int,
+    interval: float,
+    warmup: int,
+) -> dict[str, Any]:
+    """Heartbeats sent to ``beat_url``, subscribers on ``listen_url`` (another instance
+    of a scale-out hub, or the same hub); ``hub_pids`` are the hub processes whose CPU
+    is reported as the hub's."""
     ctx = multiprocessing.get_context("spawn")
     results: multiprocessing.Queue[tuple[str, Any]] = ctx.Queue()
     budget = 60 + (samples + warmup) * interval * 3
@@ -215,7 +234,7 @@ def run_once(
             ready = ctx.Event()
             worker = ctx.Process(
                 target=_listen,
-                args=(transport, hub.url, subscribers, ready, results, budget),
+                args=(transport, listen_url, subscribers, ready, results, budget),
                 name=f"push-latency-{transport}",
             )
             worker.start()
@@ -223,16 +242,16 @@ def run_once(
         for worker, ready in workers:
             _wait_ready(worker, ready, results, 30.0)
         expected = subscribers * len(TRANSPORTS)
-        if (connected := _subscribers(hub.url)) != expected:
+        if (connected := _subscribers(listen_url)) != expected:
             raise RuntimeError(f"hub counts {connected} subscribers, expected {expected}")
 
-        assert hub.proc is not None
-        pids = {"hub": hub.proc.pid, **{w.name: w.pid for w, _ in workers if w.pid}}
+        pids = {f"hub-{i}": pid for i, pid in enumerate(hub_pids)}
+        pids.update({w.name: w.pid for w, _ in workers if w.pid})
         cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
         sent: dict[str, float] = {}
         acks: list[float] = []
         ids = [f"push-warm-{i}" for i in range(warmup)] + [f"push-{i}" for i in range(samples)]
-        with httpx.Client(base_url=hub.url, timeout=10) as client:
+        with httpx.Client(base_url=beat_url, timeout=10) as client:
             started = time.monotonic()
             for index, device_id in enumerate(ids):
                 wait = started + index * interval - time.monotonic()
@@ -261,7 +280,6 @@ def run_once(
             if worker.is_alive():
                 worker.terminate()
                 worker.join()
-        hub.stop()
 
     measured = ids[warmup:]
     return {
@@ -271,7 +289,9 @@ def run_once(
         **{t: _transport_stats(by_transport[t], sent, measured) for t in TRANSPORTS},
         "ack_p50_ms": round(percentile(acks, 0.5) * 1000, 2),
         "ack_p99_ms": round(percentile(acks, 0.99) * 1000, 2),
-        "hub_cpu_percent": round(100 * cpu.pop("hub") / elapsed, 1),
+        "hub_cpu_percent": round(
+            100 * sum(cpu.pop(f"hub-{i}") for i in range(len(hub_pids))) / elapsed, 1
+        ),
         "load_cpu_percent": {name: round(100 * c / elapsed, 1) for name, c in cpu.items()},
     }
 

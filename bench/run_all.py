@@ -38,6 +38,17 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "dashboard": ([], ["--devices", "2000", "--runs", "1"]),
     # Needs the PostgreSQL server of --admin-dsn (default: postgres on 127.0.0.1:5432).
     "postgres_store": ([], ["--devices", "10000", "--runs", "1"]),
+    # Need Redis on 127.0.0.1:6379 (scale-out mode); scaleout also needs wrk.
+    "scaleout": (
+        [],
+        ["--runs", "1", "--seconds", "1", "--devices", "1000", "--lag-devices", "300"],
+    ),
+    "scaleout_fleet": (
+        [],
+        ["--runs=1", "--instances=2", "--devices=2000", "--samples=30", "--subscribers=50"],
+    ),
+    # Needs Mosquitto on 127.0.0.1:1883.
+    "mqtt_ingest": ([], ["--messages", "5000", "--devices", "1000", "--runs", "1", "--qos", "0"]),
 }
 QUICK_BUDGET = 180.0
 

@@ -212,3 +212,17 @@ def test_dashboard(tmp_path: Path) -> None:
         assert {"p50_ms", "p95_ms", "max_ms"} <= result["summary"][phase].keys()
         assert run[phase]["frames"] > 0
     assert {"first_screen_ms", "stale_shown_ms"} <= result["summary"].keys()
+
+
+@pytest.mark.timeout(60)
+def test_scaleout_fleet(tmp_path: Path, redis_url: str) -> None:
+    result = run_bench(
+        tmp_path, "scaleout_fleet", "--instances", "2", "--runs", "1", "--devices", "300",
+        "--samples", "10", "--subscribers", "3", "--redis", redis_url,
+        bound=50.0,
+    )  # fmt: skip
+    two = result["summary"]["instances_2"]
+    assert two["missing"] == 0
+    assert two["redis_state_bytes_per_device"] > 0
+    assert two["serve_s"] > 0
+    assert two.keys() >= {"ws_p99_ms", "sse_p99_ms", "first_read_s", "instance_rss_growth_mib"}

@@ -13,6 +13,9 @@ from lastseen.presence import Profile, ProfileRegistry
 from lastseen.scaleout.hub import RedisHub
 from lastseen.settings import Settings
 from lastseen.store import Batch, SQLiteStore
+from tests.pgserver import private_postgres
+
+__all__ = ["private_postgres"]  # a fixture for this folder's tests
 
 #: Short real-time thresholds: these tests run on Redis's clock, which cannot be faked.
 FAST = Profile(stale_after=0.3, offline_after=0.6)

@@ -13,9 +13,11 @@ import orjson
 import pytest
 
 from lastseen.errors import InvalidInput, NotFound, Unavailable
-from lastseen.hub.broadcast import DEVICE, RESET, TRANSITION, StreamFilter
+from lastseen.hub.broadcast import DEVICE, RESET, SEEN, TRANSITION, StreamFilter, Subscriber
 from lastseen.presence import Observation, Reason, Source, Status
+from lastseen.scaleout.hub import WARM_CONNECTIONS
 from lastseen.store import Batch, DeviceQuery
+from lastseen.timefmt import rfc3339
 from tests.scaleout.conftest import FlakyStore, RedisHubFactory
 
 pytestmark = pytest.mark.anyio
@@ -245,3 +247,54 @@ async def test_device_messages_reach_subscribers_of_every_instance(
         assert message is not None
         kinds.append((message[0], orjson.loads(message[2])["action"]))
     assert kinds == [(DEVICE, "created"), (DEVICE, "deleted")]
+
+
+async def test_a_burst_of_subscribers_is_served_from_a_few_connections(
+    make_redis_hub: RedisHubFactory,
+) -> None:
+    """Every dashboard reconnecting at once: the opens queue for a bounded number of
+    slots on the connections opened at start, instead of each opening a connection
+    under the connect timeout (which, on a busy loop, answered some of them 503)."""
+    a = await make_redis_hub(background=False)
+    await a.heartbeats([(f"b{i}", None, None) for i in range(50)])
+
+    async def subscribe() -> int:
+        await a.open_stream(StreamFilter(), None)
+        _, devices = await a.read_snapshot(StreamFilter())
+        return len(devices)
+
+    assert await asyncio.gather(*(subscribe() for _ in range(200))) == [50] * 200
+    pool = a.redis.connection_pool
+    opened = len(pool._available_connections) + len(pool._in_use_connections)
+    assert opened <= WARM_CONNECTIONS
+
+
+async def test_seen_ticks_reach_subscribers_of_every_instance(
+    make_redis_hub: RedisHubFactory,
+) -> None:
+    a = await make_redis_hub()
+    b = await make_redis_hub()
+    await a.put_device("north-1", profile="slow", labels={"site": "north"})
+    await a.put_device("south-1", profile="slow", labels={"site": "south"})
+    await a.heartbeat("north-1")
+    await a.heartbeat("south-1")
+    everyone, _ = await b.open_stream(StreamFilter(), None)
+    north, _ = await b.open_stream(StreamFilter(labels=(("site", "north"),)), None)
+    await a.heartbeat("north-1")  # no transition: only last_seen moves
+    await a.heartbeat("south-1")
+
+    async def next_seen(subscriber: Subscriber) -> dict[str, str]:
+        for _ in range(20):
+            message = await subscriber.get(timeout=5.0)
+            assert message is not None, "no seen message within 5 s"
+            if message[0] == SEEN:
+                devices: dict[str, str] = orjson.loads(message[2])["devices"]
+                return devices
+        raise AssertionError("no seen message")
+
+    got = await next_seen(everyone)
+    record, _ = await b.read_device("north-1")
+    assert record.state.last_seen is not None
+    assert got.get("north-1") == rfc3339(record.state.last_seen)
+    assert "south-1" in got or "south-1" in await next_seen(everyone)
+    assert set(await next_seen(north)) == {"north-1"}  # the label filter holds

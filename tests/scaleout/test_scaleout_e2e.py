@@ -8,63 +8,38 @@ database each); the others share a SQLite file, the one-host configuration.
 
 from __future__ import annotations
 
-import json
+import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 import pytest
-import redis
 
 from lastseen.testing import HubProcess
 from tests.scaleout.cluster import RedisServer
+from tests.scaleout.processes import (
+    FAST,
+    SSE,
+    instances,
+    running,
+    store_events,
+    stream_pairs,
+    until,
+)
 from tests.tcpproxy import ThreadedProxy, via
 
 pytestmark = pytest.mark.e2e
 
 
-def until(check: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
-        time.sleep(0.05)
-
-
-def instances(
-    tmp_path: Path,
-    url: str,
-    prefix: str,
-    count: int,
-    *args: str,
-    env: dict[str, str] | None = None,
-) -> list[HubProcess]:
-    data = tmp_path / "data"  # one SQLite store shared by the instances on this host
-    hubs = [
-        HubProcess(data, "--redis", url, "--redis-prefix", prefix, *args, env=env, open_auth=True)
-        for _ in range(count)
-    ]
-    for i, hub in enumerate(hubs):
-        hub.log_path = tmp_path / f"instance-{i}.log"
-        hub.start()
-    return hubs
-
-
-FAST = ("--stale-after", "2", "--offline-after", "3")
-
-
 @pytest.fixture
 def three(tmp_path: Path, redis_url: str, redis_prefix: str) -> Iterator[list[HubProcess]]:
-    hubs = instances(tmp_path, redis_url, redis_prefix, 3, *FAST)
-    try:
+    with running(tmp_path, redis_url, redis_prefix, 3, *FAST) as hubs:
         yield hubs
-    finally:
-        for hub in hubs:
-            hub.stop()
 
 
 @pytest.fixture
@@ -72,39 +47,8 @@ def three_on_postgres(
     tmp_path: Path, redis_url: str, redis_prefix: str, postgres_dsn: str
 ) -> Iterator[list[HubProcess]]:
     """Three instances sharing Redis and one PostgreSQL database (several hosts' setup)."""
-    hubs = instances(tmp_path, redis_url, redis_prefix, 3, "--postgres", postgres_dsn, *FAST)
-    try:
+    with running(tmp_path, redis_url, redis_prefix, 3, "--postgres", postgres_dsn, *FAST) as hubs:
         yield hubs
-    finally:
-        for hub in hubs:
-            hub.stop()
-
-
-class SSE:
-    """An SSE subscriber in a thread, collecting transition events."""
-
-    def __init__(self, url: str) -> None:
-        self.events: list[dict[str, object]] = []
-        self.connected = threading.Event()
-        self._client = httpx.Client(timeout=httpx.Timeout(5.0, read=None))
-        self._thread = threading.Thread(target=self._run, args=(url,), daemon=True)
-        self._thread.start()
-        assert self.connected.wait(5.0)
-
-    def _run(self, url: str) -> None:
-        try:
-            with self._client.stream("GET", url + "/v1/stream") as answer:
-                self.connected.set()
-                for line in answer.iter_lines():
-                    if line.startswith("data: "):
-                        body = json.loads(line[6:])
-                        if body.get("type") == "transition":
-                            self.events.append(body)
-        except httpx.HTTPError:
-            pass
-
-    def close(self) -> None:
-        self._client.close()
 
 
 def test_a_heartbeat_on_one_instance_is_seen_at_once_on_every_other(
@@ -151,23 +95,6 @@ def test_a_heartbeat_on_one_instance_is_seen_at_once_on_every_other(
             client.close()
 
 
-def _stream_pairs(url: str, prefix: str) -> list[tuple[int, str, str]]:
-    client = redis.Redis.from_url(url, decode_responses=True)
-    try:
-        entries = client.xrange("{" + prefix + "}:events", "-", "+")
-    finally:
-        client.close()
-    return [(int(i.split("-")[0]), f["d"], f["t"]) for i, f in entries]
-
-
-def _store_events(dsn: str) -> list[tuple[int, str, str]]:
-    """Every transition in PostgreSQL, duplicates included (seq is the primary key, so a
-    duplicate would be a second seq for one (device, status): checked by the caller)."""
-    with psycopg.connect(dsn) as db:
-        rows = db.execute("SELECT seq, device_id, to_status FROM events ORDER BY seq").fetchall()
-    return [(int(s), str(d), str(t)) for s, d, t in rows]
-
-
 def _beat_fleet(hubs: list[HubProcess], count: int) -> None:
     for start in range(0, count, 1000):
         batch = [{"device_id": f"d{i:05d}"} for i in range(start, min(start + 1000, count))]
@@ -180,18 +107,18 @@ def _exactly_once(dsn: str, url: str, prefix: str, count: int) -> None:
     expected = 3 * count
 
     def streamed() -> bool:
-        return len(_stream_pairs(url, prefix)) >= expected
+        return len(stream_pairs(url, prefix)) >= expected
 
     until(streamed, timeout=60, what=f"{expected} transitions in the stream")
-    stream = _stream_pairs(url, prefix)
+    stream = stream_pairs(url, prefix)
     assert [s for s, _, _ in stream] == list(range(1, expected + 1))
     assert len({(d, t) for _, d, t in stream}) == expected  # no device moved twice
 
     def stored() -> bool:
-        return len(_store_events(dsn)) >= expected
+        return len(store_events(dsn)) >= expected
 
     until(stored, timeout=60, what=f"{expected} transitions in PostgreSQL")
-    rows = _store_events(dsn)
+    rows = store_events(dsn)
     assert [s for s, _, _ in rows] == list(range(1, expected + 1))  # contiguous, no extra
     assert len({(d, t) for _, d, t in rows}) == expected  # no transition stored twice
     assert rows == stream
@@ -211,7 +138,7 @@ def test_an_instance_killed_mid_sweep_loses_and_duplicates_nothing(
     _beat_fleet(three, 5000)
 
     def sweeping() -> bool:  # the stale deadlines are firing now
-        return len(_stream_pairs(redis_url, redis_prefix)) > 5000
+        return len(stream_pairs(redis_url, redis_prefix)) > 5000
 
     until(sweeping, what="the first timeouts")
     three[1].stop(signal.SIGKILL)
@@ -269,15 +196,17 @@ def test_redis_restart_answers_503_then_recovers_by_itself(tmp_path: Path) -> No
         server.stop()
 
 
+def _workers(pid: int) -> set[int]:
+    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
 def test_workers_share_one_port_and_one_state(
     tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
     [hub] = instances(tmp_path, redis_url, redis_prefix, 1, "--workers", "3")
     try:
         assert hub.proc is not None
-        pid = hub.proc.pid
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        assert len(children) == 3
+        assert len(_workers(hub.proc.pid)) == 3
         for i in range(30):
             # A new connection each time: the kernel spreads them over the workers.
             answer = httpx.post(f"{hub.url}/v1/devices/w-{i}/heartbeat", timeout=5)
@@ -288,6 +217,33 @@ def test_workers_share_one_port_and_one_state(
         assert len(listed["devices"]) == 30
     finally:
         assert hub.stop() == 0
+
+
+def test_a_worker_killed_with_sigkill_is_replaced(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    [hub] = instances(tmp_path, redis_url, redis_prefix, 1, "--workers", "2")
+    try:
+        assert hub.proc is not None
+        parent = hub.proc.pid
+        first = _workers(parent)
+        assert len(first) == 2
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+
+        def replaced() -> bool:
+            now = _workers(parent)
+            return len(now) == 2 and victim not in now
+
+        until(replaced, what="a new worker in place of the killed one")
+        survivor = (first - {victim}).pop()
+        assert survivor in _workers(parent)
+        for i in range(20):  # new connections reach both workers, old and new
+            answer = httpx.post(f"{hub.url}/v1/devices/k-{i}/heartbeat", timeout=5)
+            assert answer.status_code == 200
+        assert "event=worker_replaced" in hub.log()
+    finally:
+        assert hub.stop() == 0  # a clean stop after the replacement
 
 
 def test_a_device_rate_limit_holds_across_instances(
@@ -358,20 +314,20 @@ def test_a_postgres_outage_buffers_transitions_in_redis_and_drains_them_once(
         for device in fading:
             assert clients[1].get(f"/v1/devices/{device}").json()["status"] == "offline"
         assert len(answers) > down_at + 10  # the load kept running meanwhile
-        streamed = _stream_pairs(redis_url, redis_prefix)
+        streamed = stream_pairs(redis_url, redis_prefix)
         assert len(streamed) >= 4 + 3 * len(fading) + len(arriving)
-        assert len(_store_events(postgres_dsn)) < len(streamed)  # buffered in Redis
+        assert len(store_events(postgres_dsn)) < len(streamed)  # buffered in Redis
         proxy.restore()
         stop.set()
         loader.join(5)
         assert set(answers) == {200}, answers  # heartbeats never failed
 
         def drained() -> bool:
-            return len(_store_events(postgres_dsn)) >= len(_stream_pairs(redis_url, redis_prefix))
+            return len(store_events(postgres_dsn)) >= len(stream_pairs(redis_url, redis_prefix))
 
         until(drained, timeout=30, what="the outbox drained into PostgreSQL")
-        stream = _stream_pairs(redis_url, redis_prefix)
-        rows = _store_events(postgres_dsn)
+        stream = stream_pairs(redis_url, redis_prefix)
+        rows = store_events(postgres_dsn)
         assert [s for s, _, _ in rows] == list(range(1, len(stream) + 1))
         assert rows == stream  # every transition exactly once
         assert {(e["seq"], e["device_id"], e["to"]) for e in sse.events} <= set(stream)

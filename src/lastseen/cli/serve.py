@@ -302,35 +302,21 @@ def _shared_socket(settings: Settings) -> socket.socket:
 
 def _run_workers(settings: Settings, loop_factory: Any) -> int:
     """``--workers N``: N forked processes, each a full shared-hub instance on the same
-    port. The parent forwards SIGTERM/SIGINT and exits with the worst exit status."""
-    children: list[int] = []
-    for _ in range(settings.workers):
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child
-            code = 0
-            try:
-                with asyncio.Runner(loop_factory=loop_factory) as runner:
-                    runner.run(_serve(settings, reuse_port=True))
-            except ConfigError as exc:
-                print(f"lastseen: {exc.message}", file=sys.stderr)
-                code = 2
-            except BaseException:
-                code = 1
-            os._exit(code)
-        children.append(pid)
+    port, a dead one replaced (``scaleout/workers.py``)."""
+    from lastseen.scaleout.workers import supervise
 
-    def forward(sig: int, frame: FrameType | None) -> None:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, sig)
+    def work() -> int:  # pragma: no cover - runs in a worker
+        try:
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                runner.run(_serve(settings, reuse_port=True))
+        except ConfigError as exc:
+            print(f"lastseen: {exc.message}", file=sys.stderr)
+            return 2
+        except BaseException:
+            return 1
+        return 0
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    worst = 0
-    for child in children:
-        _, status = os.waitpid(child, 0)
-        worst = max(worst, os.waitstatus_to_exitcode(status) & 0xFF)
-    return worst
+    return supervise(work, settings.workers)
 
 
 def _check_tls(settings: Settings) -> None:

@@ -504,6 +504,9 @@ class Hub:
         self, device_id: str, observation: Observation, *, register: bool = False
     ) -> BeatResult:
         """Any observation (connect, disconnect, probe, manual) for one device."""
+        if observation.source is Source.MANUAL and observation.status in (None, Status.UNKNOWN):
+            # Refused before registering: bad input never changes state (as RedisHub).
+            raise ValueError("a manual observation needs a target status other than unknown")
         now = self.clock.now()
         changes = _Changes()
         entry = self._observe(device_id, observation, now, changes, register=register)

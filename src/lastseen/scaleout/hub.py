@@ -8,7 +8,9 @@ A heartbeat acknowledged by any instance is therefore visible on every other at 
 * the sweeper claims and fires due deadlines (``scaleout/sweeper.py``),
 * the fan-out reads the event stream into this instance's subscribers
   (``scaleout/fanout.py``),
-* the outbox drains the stream into the durable store (``scaleout/outbox.py``).
+* the outbox drains the stream into the durable store (``scaleout/outbox.py``),
+* the ``seen`` ticker sends last_seen updates to this instance's subscribers
+  (``scaleout/seen.py``).
 
 Devices, keys and audit records are administrative writes: they go to the store
 directly. Presence reaches the store only through the outbox, so a store outage
@@ -51,6 +53,7 @@ from lastseen.scaleout.instruments import ScaleoutMetrics
 from lastseen.scaleout.keys import Keys
 from lastseen.scaleout.outbox import Outbox
 from lastseen.scaleout.reads import DeviceReads
+from lastseen.scaleout.seen import SeenTicker
 from lastseen.scaleout.streams import StreamReader
 from lastseen.scaleout.sweeper import Sweeper
 from lastseen.settings import Settings
@@ -64,6 +67,13 @@ log = logging.getLogger("lastseen.scaleout")
 STREAM_MAX = 1_000_000
 #: Ids fetched per round trip when listing or snapshotting.
 _PAGE = 500
+#: Pooled Redis connections opened at start (see ``_warm``).
+WARM_CONNECTIONS = 16
+#: Stream opens and snapshots in flight at once. A burst of subscribers (every
+#: dashboard reconnecting after a deploy) queues here instead of asking the pool for a
+#: new connection each, every connect under the 0.5 s timeout on a loop busy with the
+#: burst: measured, 100 WebSocket subscribers connecting together got 503s that way.
+STREAM_OPENS = 8
 #: Script calls in flight at once for a batch on a cluster.
 _CLUSTER_CONCURRENCY = 64
 
@@ -82,6 +92,7 @@ class RedisHub:
         cluster: bool = False,
         stream_max: int = STREAM_MAX,
         background: bool = True,
+        script_clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self.profiles = settings.profiles
@@ -93,6 +104,10 @@ class RedisHub:
         self.cluster = cluster or is_cluster(redis_url)
         self.stream_max = stream_max
         self.background = background
+        #: Tests only: a clock that replaces Redis's ``TIME`` in every script and read,
+        #: so contract tests move time by hand. Production never sets it: there Redis's
+        #: clock is the only clock (hosts with skewed clocks agree).
+        self.script_clock = script_clock
         self.redis: Any = connect(redis_url, cluster=self.cluster)
         self.metrics = ScaleoutMetrics(self)
         self.broadcaster = Broadcaster(
@@ -117,12 +132,14 @@ class RedisHub:
         self.outbox = Outbox(self)
         self.reader = StreamReader(self)
         self.reads = DeviceReads(self)
+        self.seen = SeenTicker(self)
         self._tasks: list[asyncio.Task[None]] = []
         self.stopped = False
         #: Set at stop: the loops finish their current Redis call and end (cancelling
         #: a call mid-flight would strand its connection).
         self.stopping = asyncio.Event()
         self._default_spec = profile_spec(self.profiles.default)
+        self._opening = asyncio.Semaphore(STREAM_OPENS)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -134,6 +151,7 @@ class RedisHub:
         with translated():
             seq = int(await self._seed(keys=[self.keys.seq], args=[floor]))
         self.published_seq = seq
+        await self._warm()
         restored = await self._restore()
         log.info("event=started mode=redis seq=%d store_seq=%d restored=%d", seq, floor, restored)
         if not self.background:
@@ -143,6 +161,7 @@ class RedisHub:
             loop.create_task(self.fanout.run(seq), name="fanout"),
             loop.create_task(self.sweeper.run(), name="sweeper"),
             loop.create_task(self.outbox.run(), name="outbox"),
+            loop.create_task(self.seen.run(), name="seen"),
             loop.create_task(
                 prune_forever(
                     "events", self.store.prune_events, self.settings.event_retention, self.clock
@@ -150,6 +169,14 @@ class RedisHub:
                 name="pruner",
             ),
         ]
+
+    async def _warm(self) -> None:
+        """Open ``WARM_CONNECTIONS`` pooled connections now, so a first burst of requests
+        finds them open instead of connecting all at once (see ``STREAM_OPENS``)."""
+        if self.cluster:
+            return  # the cluster client keeps its connections per node
+        with translated():
+            await asyncio.gather(*(self.redis.ping() for _ in range(WARM_CONNECTIONS)))
 
     async def _restore(self) -> int:
         """A Redis without devices while the store has some lost its data (no AOF, a
@@ -217,6 +244,11 @@ class RedisHub:
         except TimeoutError:
             pass
 
+    def now_override(self) -> str:
+        """The ``now`` argument of a script: empty (Redis's ``TIME``) unless a test clock
+        is set."""
+        return "" if self.script_clock is None else repr(self.script_clock.now())
+
     def profile(self, name: str) -> Profile:
         if name in self.profiles:
             return self.profiles.get(name)
@@ -243,7 +275,7 @@ class RedisHub:
             self._default_spec,
             self.stream_max,
             MAX_ATTRIBUTES,
-            "",
+            self.now_override(),
         ]
         if attributes:
             for key, value in attributes.items():
@@ -356,7 +388,7 @@ class RedisHub:
             self._default_spec,
             profile_spec(self.profiles.get(profile)) if profile is not None else "",
             orjson.dumps(dict(labels)).decode() if labels is not None else "",
-            "",
+            self.now_override(),
             self.stream_max,
         ]
         with translated():
@@ -386,6 +418,7 @@ class RedisHub:
                     k.ids,
                     k.dirty,
                     k.counts,
+                    k.seen,
                 ],
                 args=[device_id],
             )
@@ -422,7 +455,8 @@ class RedisHub:
         return await self.reads.list_devices(query)
 
     async def read_snapshot(self, stream_filter: StreamFilter) -> tuple[int, list[dict[str, Any]]]:
-        return await self.reads.read_snapshot(stream_filter)
+        async with self._opening:
+            return await self.reads.read_snapshot(stream_filter)
 
     async def knows(self, device_id: str) -> bool:
         with translated():
@@ -454,4 +488,5 @@ class RedisHub:
     async def open_stream(
         self, stream_filter: StreamFilter, after: int | None
     ) -> tuple[Subscriber, AsyncIterator[Message]]:
-        return await self.reader.open(stream_filter, after)
+        async with self._opening:
+            return await self.reader.open(stream_filter, after)

@@ -64,6 +64,12 @@ class Keys:
         return f"{self.tag}:dirty"
 
     @property
+    def seen(self) -> str:
+        """Sorted set: device id scored by its last_seen, the last few seconds only (the
+        ``seen`` ticks of every instance, scaleout/seen.py)."""
+        return f"{self.tag}:seen"
+
+    @property
     def counts(self) -> str:
         """Hash: devices per status."""
         return f"{self.tag}:counts"
@@ -87,4 +93,5 @@ class Keys:
             self.ids,
             self.dirty,
             self.counts,
+            self.seen,
         ]

@@ -13,7 +13,8 @@ the embedded hub gets from its single event loop: two instances can never interl
 on one device, and the stream's order is the seq order.
 
 ``TIME`` is the only clock (hosts with skewed clocks agree). The ``now`` argument
-exists only for the rule tests, which must replay exact times; the hub never sends it.
+exists only for tests, which must replay exact times (the rule tests, and the HubAPI
+contract suite through ``RedisHub.script_clock``); a serving hub never sends it.
 
 Numbers cross the boundary as ``%.17g`` strings, which round-trip an IEEE double
 exactly (Lua's ``tostring`` keeps only 14 digits), so deadlines computed here and in
@@ -221,14 +222,14 @@ end
 """
 
 #: One observation of one device (heartbeat, telemetry, connect, disconnect, probe,
-#: manual). KEYS: device, attributes, deadlines, seq, stream, ids, dirty, counts.
+#: manual). KEYS: device, attributes, deadlines, seq, stream, ids, dirty, counts, seen.
 #: ARGV: id, source, session, manual status, ok, register, metrics JSON, default
 #: profile spec, stream maxlen, max attributes, now override, then attribute pairs.
 OBSERVE = (
     ENGINE
     + r"""
-local key, k_attrs, k_dl, k_seq, k_stream, k_ids, k_dirty, k_counts =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local key, k_attrs, k_dl, k_seq, k_stream, k_ids, k_dirty, k_counts, k_seen =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local now = clock(ARGV[11])
 local created = false
 if redis.call('EXISTS', key) == 0 then
@@ -259,6 +260,7 @@ if ARGV[7] ~= '' then redis.call('HSET', key, 'mt', ARGV[7]) end
 local last = emit(ARGV[1], s, out, k_seq, k_stream, k_counts, ARGV[9])
 reschedule(k_dl, ARGV[1], s, p)
 if #out == 0 then redis.call('SADD', k_dirty, ARGV[1]) end
+if s.ls == now then redis.call('ZADD', k_seen, fmt(now), ARGV[1]) end
 local r = reply(s, p, last)
 r[#r + 1] = created and '1' or '0'
 return r
@@ -335,7 +337,8 @@ return r
 """
 )
 
-#: Forget a device. KEYS: device, attributes, deadlines, ids, dirty, counts. ARGV: id.
+#: Forget a device. KEYS: device, attributes, deadlines, ids, dirty, counts, seen.
+#: ARGV: id.
 DELETE = r"""
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return 0 end
@@ -344,6 +347,7 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('SREM', KEYS[5], ARGV[1])
 redis.call('HINCRBY', KEYS[6], st, -1)
+redis.call('ZREM', KEYS[7], ARGV[1])
 return 1
 """
 

@@ -15,13 +15,19 @@ from typing import Any
 
 from redis import exceptions as rexc
 
+from lastseen.clock import Clock
 from lastseen.scaleout.connection import OUTAGE
 from lastseen.scaleout.keys import Keys
 from lastseen.security.ratelimit import Rate
 
 _GCRA = r"""
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local now
+if ARGV[3] ~= nil and ARGV[3] ~= '' then
+  now = tonumber(ARGV[3])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
 local interval, per_minute = tonumber(ARGV[1]), tonumber(ARGV[2])
 local v = redis.call('HMGET', KEYS[1], 'i', 'm')
 local itat, mtat = tonumber(v[1] or '0'), tonumber(v[2] or '0')
@@ -50,8 +56,12 @@ return string.format('%.17g', wait)
 class RedisRateLimiter:
     """``RateLimiter`` over Redis; ``name`` separates device and key limits."""
 
-    def __init__(self, client: Any, keys: Keys, name: str, on_error: Any = None) -> None:
+    def __init__(
+        self, client: Any, keys: Keys, name: str, on_error: Any = None, clock: Clock | None = None
+    ) -> None:
         self._client = client
+        #: Tests only: replaces Redis's ``TIME`` (see ``RedisHub.script_clock``).
+        self._clock = clock
         self._keys = keys
         self._name = name
         self._script = client.register_script(_GCRA)
@@ -61,7 +71,11 @@ class RedisRateLimiter:
         try:
             wait = await self._script(
                 keys=[self._keys.limiter(self._name, subject)],
-                args=[repr(rate.min_interval), rate.per_minute],
+                args=[
+                    repr(rate.min_interval),
+                    rate.per_minute,
+                    "" if self._clock is None else repr(self._clock.now()),
+                ],
             )
         except (*OUTAGE, rexc.RedisError):
             if self._on_error is not None:

@@ -39,6 +39,8 @@ class DeviceReads:
                 keys=[k.ids], args=[k.device_prefix, k.attributes_prefix, *ids]
             )
         now = int(replies[0]) + int(replies[1]) / 1_000_000
+        if self.hub.script_clock is not None:
+            now = self.hub.script_clock.now()
         out: list[DeviceRecord | None] = []
         for i, device_id in enumerate(ids):
             flat, attributes = replies[2 + 2 * i], replies[3 + 2 * i]

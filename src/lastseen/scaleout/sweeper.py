@@ -54,7 +54,7 @@ class Sweeper:
                 k.device_prefix,
                 BATCH,
                 hub.stream_max,
-                "" if now is None else repr(now),
+                hub.now_override() if now is None else repr(now),
                 hub.published_seq,
             ],
         )

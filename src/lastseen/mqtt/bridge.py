@@ -54,7 +54,7 @@ from lastseen.mqtt.address import parse_broker_url
 from lastseen.mqtt.backoff import Backoff
 from lastseen.mqtt.inbox import Chunk, Inbox
 from lastseen.mqtt.instruments import MqttMetrics
-from lastseen.mqtt.parser import Inbound, Kind, Reason, Rejected, decode
+from lastseen.mqtt.parser import CachedDecoder, Inbound, Kind, Reason, Rejected
 from lastseen.mqtt.plan import Wave, waves
 from lastseen.mqtt.subscriber import ConnectionLost, open_subscriber
 from lastseen.mqtt.subscriber import Subscriber as InboundConnection
@@ -150,6 +150,7 @@ class MqttBridge:
         self.metrics = MqttMetrics(registry, connected=lambda: self.connected, depth=self._depth)
         self.inbox = Inbox(settings.mqtt_queue, self.metrics.pauses.inc)
         self.maximum_packet = settings.mqtt_max_payload + _PACKET_HEADROOM
+        self._parse = CachedDecoder(settings.mqtt_prefix, max_payload=settings.mqtt_max_payload)
         self._tasks: list[asyncio.Task[None]] = []
         self._tls: ssl.SSLContext | None = None
         if self.address.tls:
@@ -356,11 +357,10 @@ class MqttBridge:
                 feed.ack(ids)
 
     def _decode(self, items: Sequence[codec.Publish]) -> list[Inbound]:
-        prefix = self.settings.mqtt_prefix
-        cap = self.settings.mqtt_max_payload
+        decode = self._parse
         decoded: list[Inbound] = []
         for topic, payload, retained, _ in items:
-            result = decode(prefix, topic, payload, max_payload=cap, retained=retained)
+            result = decode(topic, payload, retained)
             if isinstance(result, Rejected):
                 self._reject(result.reason, result.device_id, result.detail)
             else:

@@ -256,8 +256,11 @@ class Decoder:
                     packet_id = (data[index] << 8) | data[index + 1] if index + 2 <= end else -1
                     index += 2
                 if v5 and index < end:
-                    skip, index = _varint_at(data, index, end)
-                    index += skip
+                    if data[index]:  # properties present: skipped by their length
+                        skip, index = _varint_at(data, index, end)
+                        index += skip
+                    else:
+                        index += 1
                 if index > end or packet_id < 0:
                     raise MalformedPacket("PUBLISH shorter than its header")
                 append((topic, data[index:end], bool(first & 1), packet_id))

@@ -71,6 +71,8 @@ PUBLISH_WINDOW = 256
 #: Room for the topic and headers of a PUBLISH above the payload limit, so an
 #: oversize payload still arrives (and is counted) rather than being dropped unseen.
 _PACKET_HEADROOM = 65_536 + 16
+#: Seconds to wait for the broker's replay of retained presence on connect.
+RETAINED_SYNC = 30.0
 _ALL = StreamFilter()
 
 
@@ -223,10 +225,11 @@ class MqttBridge:
                             self.settings.mqtt_group,
                             self.settings.mqtt_prefix,
                         )
+                        left_over = await self._retained_presence(client)
                         async with asyncio.TaskGroup() as group:
                             group.create_task(self._watch(client))
                             group.create_task(_until_closed(inbound))
-                            group.create_task(self._publish_presence(client))
+                            group.create_task(self._publish_presence(client, left_over))
                     finally:
                         self.connected = False
                         inbound.close()
@@ -284,15 +287,49 @@ class MqttBridge:
 
     # ------------------------------------------------------------------ outbound
 
-    async def _publish_presence(self, client: aiomqtt.Client) -> None:
+    async def _retained_presence(self, client: aiomqtt.Client) -> list[str]:
+        """The retained ``presence`` topics on the broker now.
+
+        Retained messages are sent to a new subscription before anything published
+        after it, so a marker published once the subscription is granted arrives
+        after the last of them: that is how the end of the replay is known. If the
+        replay takes longer than ``RETAINED_SYNC`` seconds, none are cleared this time.
+        """
+        marker = f"{self.settings.mqtt_prefix}$sync/{self.client_id}"
+        filters = [f"{self.settings.mqtt_prefix}+/presence", marker]
+        found: list[str] = []
+        await client.subscribe([(f, 1) for f in filters])
+        try:
+            await client.publish(marker, b"", qos=1)
+            async with asyncio.timeout(RETAINED_SYNC):
+                async for message in client.messages:
+                    topic = message.topic.value
+                    if topic == marker:
+                        break
+                    if message.retain and message.payload:
+                        found.append(topic)
+        except TimeoutError:
+            log.warning("event=mqtt_retained_sync_timeout seen=%d", len(found))
+            found = []
+        finally:
+            await client.unsubscribe(filters)
+        return found
+
+    async def _publish_presence(self, client: aiomqtt.Client, left_over: list[str]) -> None:
         while True:
             subscriber, _ = await self.hub.open_stream(_ALL, None)
             try:
                 _, devices = await self.hub.read_snapshot(_ALL)
                 self.metrics.resyncs.inc()
-                await self._send(
-                    client, [m for d in devices for m in outbound.from_device(self.topics, d)]
-                )
+                out = [m for d in devices for m in outbound.from_device(self.topics, d)]
+                # Devices deleted while the bridge was away still have retained topics.
+                deleted = outbound.orphans(self.topics, left_over, {d["id"] for d in devices})
+                left_over = []
+                for device_id in deleted:
+                    out.extend(outbound.cleared(self.topics, device_id))
+                if deleted:
+                    log.info("event=mqtt_retained_cleared devices=%d", len(deleted))
+                await self._send(client, out)
                 await self._follow(client, subscriber)
             finally:
                 self.hub.broadcaster.unsubscribe(subscriber)

@@ -87,13 +87,23 @@ async def running_bridge(
         await hub.stop()
 
 
+@contextlib.asynccontextmanager
+async def bridge_on(
+    tmp_path: Path, broker: tuple[str, int], prefix: str, **options: Any
+) -> AsyncIterator[Bridged]:
+    """``running_bridge`` on a plain broker; its retained topics under ``prefix`` are
+    cleared afterwards."""
+    host, port = broker
+    try:
+        async with running_bridge(tmp_path, f"mqtt://{host}:{port}", prefix, **options) as b:
+            yield b
+    finally:
+        await clear_retained(host, port, prefix)
+
+
 @pytest.fixture
 async def bridged(
     tmp_path: Path, mqtt_broker: tuple[str, int], mqtt_prefix: str
 ) -> AsyncIterator[Bridged]:
-    host, port = mqtt_broker
-    try:
-        async with running_bridge(tmp_path, f"mqtt://{host}:{port}", mqtt_prefix) as running:
-            yield running
-    finally:
-        await clear_retained(host, port, mqtt_prefix)
+    async with bridge_on(tmp_path, mqtt_broker, mqtt_prefix) as running:
+        yield running

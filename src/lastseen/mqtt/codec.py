@@ -21,6 +21,10 @@ connection, become small frozen values. A broken stream (reserved packet type, b
 length, invalid UTF-8 topic, a packet over the agreed maximum) raises
 ``MalformedPacket``: the connection cannot be trusted past that point and is closed.
 
+The broker's own *Receive Maximum* (in CONNACK) limits a client's QoS 1 publishes;
+this connection publishes nothing, so it is not kept (the outbound aiomqtt
+connection honours it for the retained publishes).
+
 Both protocol levels decode: ``V5`` (what the bridge speaks: shared subscriptions,
 receive maximum, maximum packet size) and ``V311`` (kept for A/B measurement; the
 difference per PUBLISH is one skipped property length).

@@ -55,6 +55,7 @@ class Subscriber(asyncio.Protocol):
         # exception is marked retrieved here rather than logged at collection.
         self.closed.add_done_callback(_retrieved)
         self.paused = False
+        self._handshaking = True
 
     # ------------------------------------------------------------ asyncio.Protocol
 
@@ -76,7 +77,9 @@ class Subscriber(asyncio.Protocol):
             if isinstance(control, codec.Disconnect):
                 self._fail(ConnectionLost(f"the broker disconnected (reason {control.reason})"))
                 return
-            if not isinstance(control, codec.PingResp):
+            # Only the handshake waits for replies (one CONNACK, one SUBACK); any
+            # later ones are not queued, so a broker cannot grow this queue.
+            if self._handshaking and not isinstance(control, codec.PingResp):
                 self._replies.put_nowait(control)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -176,6 +179,7 @@ class Subscriber(asyncio.Protocol):
         except ConnectionLost:
             self.close()
             raise
+        self._handshaking = False
         self._arm()
         return connack
 

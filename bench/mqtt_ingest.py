@@ -293,7 +293,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="in-process stage costs")
     args = parser.parse_args()
     if args.profile:
-        from bench.mqtt_profile import main as profile
+        from bench.mqtt_profile import run as profile
 
         profile(args.messages, args.devices)
         return

@@ -11,11 +11,12 @@ each timed alone over the same messages (median of 5):
 * hub.heartbeats — the hub's batch call, 2 000 messages a batch, SQLite store;
 * bridge.apply — parser + batching + hub + counting, as the bridge runs them.
 
-Run through ``python -m bench.mqtt_ingest --profile``.
+    .venv/bin/python -m bench.mqtt_profile --messages 100000   # or bench.mqtt_ingest --profile
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import socket
 import tempfile
@@ -114,7 +115,7 @@ async def hub_stages(publishes: list[codec.Publish], devices: int) -> dict[str, 
             await hub.stop()
 
 
-def main(messages: int, devices: int) -> None:
+def run(messages: int, devices: int) -> None:
     data5, _ = stream(messages, devices, codec.V5)
     data4, _ = stream(messages, devices, codec.V311)
     reads5 = socket_read(data5)
@@ -148,4 +149,16 @@ def main(messages: int, devices: int) -> None:
     costs.update(asyncio.run(hub_stages(publishes, devices)))
     rows = [(name, f"{cost:6.2f} µs/message") for name, cost in costs.items()]
     print_table(f"Inbound MQTT stages, {messages} messages, median of {REPEAT}", rows)
-    print(f"\nwrote {write_result('mqtt_profile', costs, [])}")
+    print(f"\nwrote {write_result('mqtt_profile', costs, [costs])}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--devices", type=int, default=10_000)
+    args = parser.parse_args()
+    run(args.messages, args.devices)
+
+
+if __name__ == "__main__":
+    main()

@@ -16,7 +16,9 @@ drops the rest, and QoS 0 has no flow control at all, so an unpaced generator
 measures the broker's drops, not the hub.
 
 ``--offer`` measures the generator and the broker alone (nobody subscribed): how
-fast they take the messages, i.e. what can be offered to a hub. ``--profile`` is
+fast they take the messages, i.e. what can be offered to a hub, and then how fast
+the broker delivers them to lastseen's subscriber connection with no hub behind it
+(counting only; at QoS 1 acknowledging at once): the broker's ceiling for one hub. ``--profile`` is
 in-process: microseconds per message of each inbound stage on this machine.
 
     .venv/bin/python -m bench.mqtt_ingest                         # 200 000 messages, 3 runs
@@ -28,6 +30,8 @@ in-process: microseconds per message of each inbound stage on this machine.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import multiprocessing
 import os
 import re
 import socket
@@ -41,7 +45,7 @@ from typing import Any
 import httpx
 
 from bench.common import median, print_table, write_result
-from lastseen.mqtt import codec
+from lastseen.mqtt import codec, subscriber
 from lastseen.testing import HubProcess
 
 HOST, PORT = "127.0.0.1", 1883
@@ -235,6 +239,61 @@ def _settle(hub: HubProcess, devices: int, timeout: float = 60.0) -> None:
             time.sleep(0.2)
 
 
+def _bare(prefix: str, qos: int, received: Any, ready: Any, stop: Any) -> None:
+    """A child process: lastseen's subscriber connection, counting into ``received``."""
+
+    def sink(connection: subscriber.Subscriber, publishes: list[codec.Publish]) -> None:
+        with received.get_lock():
+            received.value += len(publishes)
+        if qos:
+            connection.ack([p[3] for p in publishes])
+
+    async def serve() -> None:
+        connection = await subscriber.open_subscriber(
+            HOST, PORT, sink,
+            connect=codec.connect(f"bare-{uuid.uuid4().hex[:8]}"),
+            filters=[(f"$share/bare/{prefix}+/heartbeat", qos)],
+            keepalive=30, maximum_packet=1 << 20,
+        )  # fmt: skip
+        ready.set()
+        await asyncio.to_thread(stop.wait)
+        connection.close()
+
+    asyncio.run(serve())
+
+
+def bare_subscriber(messages: int, devices: int, qos: int, lead: int) -> dict[str, Any]:
+    """The broker's ceiling for one subscriber: lastseen's subscriber connection in its
+    own process with a sink that only counts (and at QoS 1 acknowledges at once), no
+    hub; paced like a pass."""
+    prefix = f"bench-bare-{uuid.uuid4().hex[:8]}/"
+    received = multiprocessing.Value("q", 0)
+    ready, stop = multiprocessing.Event(), multiprocessing.Event()
+    child = multiprocessing.Process(target=_bare, args=(prefix, qos, received, ready, stop))
+    child.start()
+    ready.wait(10)
+    data = encode(prefix, devices, messages, qos, 1)[0]
+    publisher = Publisher(qos)
+    allowed, sent = [min(messages, lead)], [0]
+    sender = threading.Thread(
+        target=_send, args=(publisher, data, len(data) // messages, allowed, sent, 0)
+    )
+    started = time.perf_counter()
+    sender.start()
+    last, idle = -1, started
+    while received.value < messages and time.perf_counter() - idle < 3.0:
+        time.sleep(0.01)
+        allowed[0] = min(messages, received.value + lead)
+        if received.value != last:
+            last, idle = received.value, time.perf_counter()
+    seconds = time.perf_counter() - started
+    sender.join(timeout=5)
+    publisher.close()
+    stop.set()
+    child.join(timeout=10)
+    return {"received": received.value, "rate": round(received.value / seconds)}
+
+
 def run(
     messages: int, devices: int, runs: int, qos_levels: list[int], publishers: int, lead: int
 ) -> dict[str, Any]:
@@ -299,9 +358,17 @@ def main() -> None:
         return
     if args.offer:
         rates = offer(args.messages, args.devices, args.publishers)
+        bare = {q: bare_subscriber(args.messages, args.devices, q, args.lead) for q in (0, 1)}
         print_table(
             f"Offered by {args.publishers} raw publishers, broker only ({args.messages} messages)",
-            [(f"QoS {q}", f"{rates[f'qos{q}']} messages/s") for q in (0, 1)],
+            [(f"QoS {q}", f"{rates[f'qos{q}']} messages/s") for q in (0, 1)]
+            + [
+                (
+                    f"QoS {q}, to a bare subscriber",
+                    f"{b['rate']} messages/s, {b['received']} received",
+                )
+                for q, b in bare.items()
+            ],
         )
         return
     outcome = run(args.messages, args.devices, args.runs, args.qos, args.publishers, args.lead)

@@ -239,7 +239,7 @@ def _settle(hub: HubProcess, devices: int, timeout: float = 60.0) -> None:
             time.sleep(0.2)
 
 
-def _bare(prefix: str, qos: int, received: Any, ready: Any, stop: Any) -> None:
+def _bare(prefix: str, qos: int, version: int, received: Any, ready: Any, stop: Any) -> None:
     """A child process: lastseen's subscriber connection, counting into ``received``."""
 
     def sink(connection: subscriber.Subscriber, publishes: list[codec.Publish]) -> None:
@@ -251,9 +251,9 @@ def _bare(prefix: str, qos: int, received: Any, ready: Any, stop: Any) -> None:
     async def serve() -> None:
         connection = await subscriber.open_subscriber(
             HOST, PORT, sink,
-            connect=codec.connect(f"bare-{uuid.uuid4().hex[:8]}"),
+            connect=codec.connect(f"bare-{uuid.uuid4().hex[:8]}", version=version),
             filters=[(f"$share/bare/{prefix}+/heartbeat", qos)],
-            keepalive=30, maximum_packet=1 << 20,
+            keepalive=30, maximum_packet=1 << 20, version=version,
         )  # fmt: skip
         ready.set()
         await asyncio.to_thread(stop.wait)
@@ -262,14 +262,18 @@ def _bare(prefix: str, qos: int, received: Any, ready: Any, stop: Any) -> None:
     asyncio.run(serve())
 
 
-def bare_subscriber(messages: int, devices: int, qos: int, lead: int) -> dict[str, Any]:
+def bare_subscriber(
+    messages: int, devices: int, qos: int, lead: int, version: int = codec.V5
+) -> dict[str, Any]:
     """The broker's ceiling for one subscriber: lastseen's subscriber connection in its
     own process with a sink that only counts (and at QoS 1 acknowledges at once), no
     hub; paced like a pass."""
     prefix = f"bench-bare-{uuid.uuid4().hex[:8]}/"
     received = multiprocessing.Value("q", 0)
     ready, stop = multiprocessing.Event(), multiprocessing.Event()
-    child = multiprocessing.Process(target=_bare, args=(prefix, qos, received, ready, stop))
+    child = multiprocessing.Process(
+        target=_bare, args=(prefix, qos, version, received, ready, stop)
+    )
     child.start()
     ready.wait(10)
     data = encode(prefix, devices, messages, qos, 1)[0]

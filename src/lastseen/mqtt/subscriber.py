@@ -42,9 +42,12 @@ class ConnectionLost(LastseenError):
 class Subscriber(asyncio.Protocol):
     """One subscribing connection. Made by ``open_subscriber``."""
 
-    def __init__(self, sink: Sink, *, keepalive: int, maximum_packet: int) -> None:
+    def __init__(
+        self, sink: Sink, *, keepalive: int, maximum_packet: int, version: int = codec.V5
+    ) -> None:
         self._sink = sink
-        self._decoder = codec.Decoder(version=codec.V5, maximum_packet=maximum_packet)
+        self._version = version
+        self._decoder = codec.Decoder(version=version, maximum_packet=maximum_packet)
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._keepalive = KeepAlive(keepalive, self._loop.time())
@@ -168,7 +171,7 @@ class Subscriber(asyncio.Protocol):
                 raise ConnectionLost(f"the broker refused the connection (reason {reason})")
             if connack.keep_alive is not None:
                 self._keepalive.interval = connack.keep_alive
-            self._send(codec.subscribe(1, filters))
+            self._send(codec.subscribe(1, filters, version=self._version))
             suback = await self._reply(timeout)
             if not isinstance(suback, codec.SubAck) or any(c >= 0x80 for c in suback.codes):
                 codes = getattr(suback, "codes", "?")
@@ -200,13 +203,16 @@ async def open_subscriber(
     maximum_packet: int,
     tls: ssl.SSLContext | None = None,
     timeout: float = 10.0,
+    version: int = codec.V5,
 ) -> Subscriber:
     """Connect, subscribe and return the live connection (``closed`` ends it)."""
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(timeout):
             _, protocol = await loop.create_connection(
-                lambda: Subscriber(sink, keepalive=keepalive, maximum_packet=maximum_packet),
+                lambda: Subscriber(
+                    sink, keepalive=keepalive, maximum_packet=maximum_packet, version=version
+                ),
                 host,
                 port,
                 ssl=tls,

@@ -225,11 +225,11 @@ class MqttBridge:
                             self.settings.mqtt_group,
                             self.settings.mqtt_prefix,
                         )
-                        left_over = await self._retained_presence(client)
                         async with asyncio.TaskGroup() as group:
                             group.create_task(self._watch(client))
                             group.create_task(_until_closed(inbound))
-                            group.create_task(self._publish_presence(client, left_over))
+                            group.create_task(self._publish_presence(client))
+                            group.create_task(self._clear_orphans(client))
                     finally:
                         self.connected = False
                         inbound.close()
@@ -253,25 +253,27 @@ class MqttBridge:
             attempt,
         )
 
-    async def _subscribe(self) -> InboundConnection:
-        settings = self.settings
-        connect = codec.connect(
-            self.client_id,
-            keepalive=settings.mqtt_keepalive,
+    def _connect_packet(self, client_id: str) -> bytes:
+        return codec.connect(
+            client_id,
+            keepalive=self.settings.mqtt_keepalive,
             username=self.address.username,
             password=self.address.password,
             # A fresh session each time, as before: what was in flight on a lost
             # connection is the broker's to drop (QoS 1 senders retry their own).
             clean_start=True,
             session_expiry=0,
-            receive_maximum=min(65_535, settings.mqtt_queue),
+            receive_maximum=min(65_535, self.settings.mqtt_queue),
             maximum_packet=self.maximum_packet,
         )
+
+    async def _subscribe(self) -> InboundConnection:
+        settings = self.settings
         return await open_subscriber(
             self.address.host,
             self.address.port,
             self.inbox.offer,
-            connect=connect,
+            connect=self._connect_packet(self.client_id),
             filters=subscriptions(settings),
             keepalive=settings.mqtt_keepalive,
             maximum_packet=self.maximum_packet,
@@ -287,49 +289,68 @@ class MqttBridge:
 
     # ------------------------------------------------------------------ outbound
 
-    async def _retained_presence(self, client: aiomqtt.Client) -> list[str]:
-        """The retained ``presence`` topics on the broker now.
+    async def _clear_orphans(self, client: aiomqtt.Client) -> None:
+        """Clear the retained topics of devices deleted while the bridge was away.
 
-        Retained messages are sent to a new subscription before anything published
-        after it, so a marker published once the subscription is granted arrives
-        after the last of them: that is how the end of the replay is known. If the
-        replay takes longer than ``RETAINED_SYNC`` seconds, none are cleared this time.
+        A third, short-lived connection (the lean subscriber, so a large fleet's replay
+        is quick) subscribes to ``{prefix}+/presence``. Retained messages are sent to a
+        new subscription before anything published after it, so a marker published
+        once the subscription is granted arrives after the last of them: that is how
+        the end of the replay is known. The ids found are then checked against a fresh
+        snapshot, so a device created meanwhile keeps its topics. Best effort: a
+        refused subscription or a replay longer than ``RETAINED_SYNC`` seconds clears
+        nothing and is logged; it never ends the connection.
         """
-        marker = f"{self.settings.mqtt_prefix}$sync/{self.client_id}"
-        filters = [f"{self.settings.mqtt_prefix}+/presence", marker]
+        prefix = self.settings.mqtt_prefix
+        marker = f"{prefix}$sync/{self.client_id}"
         found: list[str] = []
-        await client.subscribe([(f, 1) for f in filters])
+        done = asyncio.Event()
+
+        def sink(_: object, publishes: list[codec.Publish]) -> None:
+            for topic, payload, retained, _packet_id in publishes:
+                if topic == marker:
+                    done.set()
+                elif retained and payload:
+                    found.append(topic)
+
+        try:
+            sync = await open_subscriber(
+                self.address.host,
+                self.address.port,
+                sink,
+                connect=self._connect_packet(f"{self.client_id}-sync"),
+                filters=[(f"{prefix}+/presence", 0), (marker, 0)],
+                keepalive=self.settings.mqtt_keepalive,
+                maximum_packet=self.maximum_packet,
+                tls=self._tls,
+            )
+        except ConnectionLost as exc:
+            log.warning("event=mqtt_retained_sync_failed reason=%s", str(exc).replace(" ", "_"))
+            return
         try:
             await client.publish(marker, b"", qos=1)
             async with asyncio.timeout(RETAINED_SYNC):
-                async for message in client.messages:
-                    topic = message.topic.value
-                    if topic == marker:
-                        break
-                    if message.retain and message.payload:
-                        found.append(topic)
+                await done.wait()
         except TimeoutError:
             log.warning("event=mqtt_retained_sync_timeout seen=%d", len(found))
-            found = []
+            return
         finally:
-            await client.unsubscribe(filters)
-        return found
+            sync.close()
+        _, devices = await self.hub.read_snapshot(_ALL)
+        deleted = outbound.orphans(self.topics, found, {d["id"] for d in devices})
+        if deleted:
+            log.info("event=mqtt_retained_cleared devices=%d", len(deleted))
+            await self._send(client, [m for d in deleted for m in outbound.cleared(self.topics, d)])
 
-    async def _publish_presence(self, client: aiomqtt.Client, left_over: list[str]) -> None:
+    async def _publish_presence(self, client: aiomqtt.Client) -> None:
         while True:
             subscriber, _ = await self.hub.open_stream(_ALL, None)
             try:
                 _, devices = await self.hub.read_snapshot(_ALL)
                 self.metrics.resyncs.inc()
-                out = [m for d in devices for m in outbound.from_device(self.topics, d)]
-                # Devices deleted while the bridge was away still have retained topics.
-                deleted = outbound.orphans(self.topics, left_over, {d["id"] for d in devices})
-                left_over = []
-                for device_id in deleted:
-                    out.extend(outbound.cleared(self.topics, device_id))
-                if deleted:
-                    log.info("event=mqtt_retained_cleared devices=%d", len(deleted))
-                await self._send(client, out)
+                await self._send(
+                    client, [m for d in devices for m in outbound.from_device(self.topics, d)]
+                )
                 await self._follow(client, subscriber)
             finally:
                 self.hub.broadcaster.unsubscribe(subscriber)

@@ -194,6 +194,12 @@ def test_mqtt_ingest(tmp_path: Path, mqtt_broker: tuple[str, int]) -> None:
     assert result["summary"]["qos0"].keys() >= {"hub_rate", "processed_all"}
 
 
+@pytest.mark.timeout(40)
+def test_mqtt_profile(tmp_path: Path) -> None:
+    result = run_bench(tmp_path, "mqtt_profile", "--messages", "2000", "--devices", "100")
+    assert result["summary"]["bridge.apply"] > 0
+
+
 @pytest.mark.timeout(60)
 def test_dashboard(tmp_path: Path) -> None:
     if shutil.which("chromium") is None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -57,22 +59,23 @@ class Bridged:
         return None if entry is None else entry.state.status.value
 
 
-@pytest.fixture
-async def bridged(
-    tmp_path: Path, mqtt_broker: tuple[str, int], mqtt_prefix: str
+@contextlib.asynccontextmanager
+async def running_bridge(
+    tmp_path: Path, broker_url: str, prefix: str, **options: Any
 ) -> AsyncIterator[Bridged]:
-    host, port = mqtt_broker
+    """An in-process hub and its bridge, connected; ``options`` are settings."""
     settings = load_settings(
         {
-            "mqtt": f"mqtt://{host}:{port}",
-            "mqtt_prefix": mqtt_prefix,
+            "mqtt": broker_url,
+            "mqtt_prefix": prefix,
             "mqtt_group": uuid.uuid4().hex[:8],
             "stale_after": 30,
             "offline_after": 60,
+            **options,
         },
         environ={},
     )
-    hub = Hub(settings, SQLiteStore(tmp_path / "hub.db"))
+    hub = Hub(settings, SQLiteStore(tmp_path / f"hub-{uuid.uuid4().hex[:6]}.db"))
     await hub.start()
     bridge = MqttBridge(hub, settings, hub.metrics.registry)
     await bridge.start()
@@ -82,4 +85,25 @@ async def bridged(
     finally:
         await bridge.stop()
         await hub.stop()
-        await clear_retained(host, port, mqtt_prefix)
+
+
+@contextlib.asynccontextmanager
+async def bridge_on(
+    tmp_path: Path, broker: tuple[str, int], prefix: str, **options: Any
+) -> AsyncIterator[Bridged]:
+    """``running_bridge`` on a plain broker; its retained topics under ``prefix`` are
+    cleared afterwards."""
+    host, port = broker
+    try:
+        async with running_bridge(tmp_path, f"mqtt://{host}:{port}", prefix, **options) as b:
+            yield b
+    finally:
+        await clear_retained(host, port, prefix)
+
+
+@pytest.fixture
+async def bridged(
+    tmp_path: Path, mqtt_broker: tuple[str, int], mqtt_prefix: str
+) -> AsyncIterator[Bridged]:
+    async with bridge_on(tmp_path, mqtt_broker, mqtt_prefix) as running:
+        yield running

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lastseen.hub.core import DEVICE_ID as HUB_DEVICE_ID
-from lastseen.mqtt.parser import DEVICE_ID, Inbound, Kind, Reason, Rejected, decode
+from lastseen.mqtt.parser import DEVICE_ID, CachedDecoder, Inbound, Kind, Reason, Rejected, decode
 from lastseen.presence import Observation, Source
 
 P = "ls/"
@@ -128,3 +128,23 @@ def test_never_raises_and_accepts_only_valid_ids(
         result.observation()
     else:
         assert isinstance(result.reason, Reason)
+
+
+@given(
+    st.sampled_from(["ls/pi/heartbeat", "ls/pi/status", "ls/pi/telemetry", "ls/x", "other/a/b"]),
+    st.sampled_from([b"", b"online", b'{"attributes": {"a": 1}}', b"\xff", b"{", b"x" * 2000]),
+    st.booleans(),
+)
+def test_the_memoised_decoder_decodes_like_decode(
+    topic: str, payload: bytes, retained: bool
+) -> None:
+    cached = CachedDecoder(P, max_payload=1024)
+    for _ in range(2):  # a miss, then a hit
+        assert cached(topic, payload, retained) == parse(topic, payload, retained)
+
+
+def test_the_topic_memo_is_bounded() -> None:
+    cached = CachedDecoder(P, max_payload=1024, limit=3)
+    for i in range(10):
+        assert cached(f"ls/d{i}/heartbeat", b"", False) == Inbound(f"d{i}", Kind.HEARTBEAT)
+        assert len(cached._topics) <= 3

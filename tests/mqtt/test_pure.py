@@ -110,3 +110,16 @@ def test_broker_urls() -> None:
     for bad in ("http://x", "mqtt://", "mqtt://x:0", "mqtt://x/path", "mqtt://x:99999"):
         with pytest.raises(ValueError, match=r"\w"):
             parse_broker_url(bad)
+
+
+def test_orphans_are_retained_presence_topics_of_unknown_devices() -> None:
+    topics = outbound.Topics(prefix="ls/")
+    retained = [
+        "ls/gone/presence",
+        "ls/kept/presence",
+        "ls/a/b/presence",  # not a device topic of this prefix
+        "other/gone2/presence",
+        "ls/gone3/availability",
+        "ls//presence",
+    ]
+    assert outbound.orphans(topics, retained, {"kept"}) == ["gone"]

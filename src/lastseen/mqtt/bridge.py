@@ -2,15 +2,23 @@
 
 Theory of operation
 -------------------
-One connection to the broker (aiomqtt on paho-mqtt, MQTT v5) carries both ways.
+Two connections to the broker, both MQTT 5, made and lost together.
 
-*Inbound.* The bridge subscribes to ``{prefix}+/heartbeat``, ``+/telemetry`` and
-``+/status`` as a shared subscription (``$share/{group}/...``): instances in one group
-split the messages, each message reaches one of them. The client hands every message
-to a bounded ``Inbox``; a consumer task takes batches off it, decodes them with the
-pure parser and applies them through the hub's public methods in ``waves`` (one
-``heartbeats`` batch plus concurrent single calls, order kept per device). A message
-that does not decode, or that the hub refuses, changes nothing and is counted.
+*Inbound* is lastseen's own lean subscriber (``codec`` + ``subscriber``): a general
+client library spent more per message than the hub did. It subscribes to
+``{prefix}+/heartbeat``, ``+/telemetry`` and ``+/status`` as a shared subscription
+(``$share/{group}/...``): instances in one group split the messages, each message
+reaches one of them. Every socket read's messages go to the bounded ``Inbox`` as one
+chunk; a consumer task takes batches off it, decodes them with the pure parser and
+applies them through the hub's public methods in ``waves`` (one ``heartbeats`` batch
+plus concurrent single calls, order kept per device). QoS 1 messages are acknowledged
+only once their batch has been applied; a full inbox pauses reading instead of
+dropping. A message that does not decode, or that the hub refuses, changes nothing
+and is counted (and is acknowledged: it was processed).
+
+*Outbound* is an aiomqtt client (client id ``{client_id}-out``): retained publishes
+are few (a republish on connect, then one pair per transition), so a library's
+per-message cost does not matter there, and its QoS 1 in-flight handling is kept.
 
 *Outbound.* While connected, the bridge is a stream subscriber of the hub like any SSE
 client: first a snapshot, published as retained presence and availability of every
@@ -41,13 +49,15 @@ from aiomqtt.client import ProtocolVersion
 from lastseen.errors import InvalidInput, LastseenError, NotFound, Unavailable
 from lastseen.hub.broadcast import DEVICE, RESET, TRANSITION, Message, StreamFilter, Subscriber
 from lastseen.metrics import Registry
-from lastseen.mqtt import outbound
+from lastseen.mqtt import codec, outbound
 from lastseen.mqtt.address import parse_broker_url
 from lastseen.mqtt.backoff import Backoff
-from lastseen.mqtt.inbox import Inbox, Item, handoff_queue
+from lastseen.mqtt.inbox import Chunk, Inbox
 from lastseen.mqtt.instruments import MqttMetrics
-from lastseen.mqtt.parser import Inbound, Kind, Reason, Rejected, decode
+from lastseen.mqtt.parser import CachedDecoder, Inbound, Kind, Reason, Rejected
 from lastseen.mqtt.plan import Wave, waves
+from lastseen.mqtt.subscriber import ConnectionLost, open_subscriber
+from lastseen.mqtt.subscriber import Subscriber as InboundConnection
 from lastseen.presence import Observation, Source
 from lastseen.settings import Settings
 
@@ -58,6 +68,11 @@ log = logging.getLogger("lastseen.mqtt")
 BATCH = 2000
 #: Retained messages in flight at once while republishing.
 PUBLISH_WINDOW = 256
+#: Room for the topic and headers of a PUBLISH above the payload limit, so an
+#: oversize payload still arrives (and is counted) rather than being dropped unseen.
+_PACKET_HEADROOM = 65_536 + 16
+#: Seconds to wait for the broker's replay of retained presence on connect.
+RETAINED_SYNC = 30.0
 _ALL = StreamFilter()
 
 
@@ -135,7 +150,9 @@ class MqttBridge:
         self._draw = draw
         self.connected = False
         self.metrics = MqttMetrics(registry, connected=lambda: self.connected, depth=self._depth)
-        self.inbox = Inbox(settings.mqtt_queue, self.metrics.overflows.inc)
+        self.inbox = Inbox(settings.mqtt_queue, self.metrics.pauses.inc)
+        self.maximum_packet = settings.mqtt_max_payload + _PACKET_HEADROOM
+        self._parse = CachedDecoder(settings.mqtt_prefix, max_payload=settings.mqtt_max_payload)
         self._tasks: list[asyncio.Task[None]] = []
         self._tls: ssl.SSLContext | None = None
         if self.address.tls:
@@ -167,7 +184,7 @@ class MqttBridge:
         try:
             async with asyncio.timeout(2.0):
                 while len(self.inbox):
-                    await self.apply(self.inbox.take(BATCH))
+                    await self._apply_chunks(self.inbox.take(BATCH))
         except TimeoutError:
             log.warning("event=mqtt_stop_dropped queued=%d", len(self.inbox))
 
@@ -179,11 +196,10 @@ class MqttBridge:
             self.address.port,
             username=self.address.username,
             password=self.address.password,
-            identifier=self.client_id,
+            identifier=f"{self.client_id}-out",
             protocol=ProtocolVersion.V5,
             keepalive=self.settings.mqtt_keepalive,
             tls_context=self._tls,
-            queue_type=handoff_queue(self.inbox),
             max_inflight_messages=PUBLISH_WINDOW,
             timeout=10.0,
         )
@@ -197,21 +213,28 @@ class MqttBridge:
         while True:
             try:
                 async with self._client() as client:
-                    await client.subscribe(subscriptions(self.settings))
-                    self.connected = True
-                    self.metrics.connects.inc()
-                    attempt = 0
-                    log.info(
-                        "event=mqtt_connected broker=%s client_id=%s group=%s prefix=%s",
-                        broker,
-                        self.client_id,
-                        self.settings.mqtt_group,
-                        self.settings.mqtt_prefix,
-                    )
-                    async with asyncio.TaskGroup() as group:
-                        group.create_task(self._watch(client))
-                        group.create_task(self._publish_presence(client))
-            except* aiomqtt.MqttError as failure:
+                    inbound = await self._subscribe()
+                    try:
+                        self.connected = True
+                        self.metrics.connects.inc()
+                        attempt = 0
+                        log.info(
+                            "event=mqtt_connected broker=%s client_id=%s group=%s prefix=%s",
+                            broker,
+                            self.client_id,
+                            self.settings.mqtt_group,
+                            self.settings.mqtt_prefix,
+                        )
+                        async with asyncio.TaskGroup() as group:
+                            group.create_task(self._watch(client))
+                            group.create_task(_until_closed(inbound))
+                            group.create_task(self._publish_presence(client))
+                            group.create_task(self._clear_orphans(client))
+                    finally:
+                        self.connected = False
+                        inbound.close()
+                        self.inbox.forget(inbound)
+            except* (aiomqtt.MqttError, ConnectionLost) as failure:
                 self._lost(broker, failure.exceptions[0], attempt)
             except* Exception as failure:  # never let the bridge die: log and retry
                 log.exception("event=mqtt_failed broker=%s", broker, exc_info=failure)
@@ -230,6 +253,33 @@ class MqttBridge:
             attempt,
         )
 
+    def _connect_packet(self, client_id: str) -> bytes:
+        return codec.connect(
+            client_id,
+            keepalive=self.settings.mqtt_keepalive,
+            username=self.address.username,
+            password=self.address.password,
+            # A fresh session each time, as before: what was in flight on a lost
+            # connection is the broker's to drop (QoS 1 senders retry their own).
+            clean_start=True,
+            session_expiry=0,
+            receive_maximum=min(65_535, self.settings.mqtt_queue),
+            maximum_packet=self.maximum_packet,
+        )
+
+    async def _subscribe(self) -> InboundConnection:
+        settings = self.settings
+        return await open_subscriber(
+            self.address.host,
+            self.address.port,
+            self.inbox.offer,
+            connect=self._connect_packet(self.client_id),
+            filters=subscriptions(settings),
+            keepalive=settings.mqtt_keepalive,
+            maximum_packet=self.maximum_packet,
+            tls=self._tls,
+        )
+
     @staticmethod
     async def _watch(client: aiomqtt.Client) -> None:
         # Messages go to the inbox, never to this iterator: it only ends, with
@@ -238,6 +288,59 @@ class MqttBridge:
             pass
 
     # ------------------------------------------------------------------ outbound
+
+    async def _clear_orphans(self, client: aiomqtt.Client) -> None:
+        """Clear the retained topics of devices deleted while the bridge was away.
+
+        A third, short-lived connection (the lean subscriber, so a large fleet's replay
+        is quick) subscribes to ``{prefix}+/presence``. Retained messages are sent to a
+        new subscription before anything published after it, so a marker published
+        once the subscription is granted arrives after the last of them: that is how
+        the end of the replay is known. The ids found are then checked against a fresh
+        snapshot, so a device created meanwhile keeps its topics. Best effort: a
+        refused subscription or a replay longer than ``RETAINED_SYNC`` seconds clears
+        nothing and is logged; it never ends the connection.
+        """
+        prefix = self.settings.mqtt_prefix
+        marker = f"{prefix}$sync/{self.client_id}"
+        found: list[str] = []
+        done = asyncio.Event()
+
+        def sink(_: object, publishes: list[codec.Publish]) -> None:
+            for topic, payload, retained, _packet_id in publishes:
+                if topic == marker:
+                    done.set()
+                elif retained and payload:
+                    found.append(topic)
+
+        try:
+            sync = await open_subscriber(
+                self.address.host,
+                self.address.port,
+                sink,
+                connect=self._connect_packet(f"{self.client_id}-sync"),
+                filters=[(f"{prefix}+/presence", 0), (marker, 0)],
+                keepalive=self.settings.mqtt_keepalive,
+                maximum_packet=self.maximum_packet,
+                tls=self._tls,
+            )
+        except ConnectionLost as exc:
+            log.warning("event=mqtt_retained_sync_failed reason=%s", str(exc).replace(" ", "_"))
+            return
+        try:
+            await client.publish(marker, b"", qos=1)
+            async with asyncio.timeout(RETAINED_SYNC):
+                await done.wait()
+        except TimeoutError:
+            log.warning("event=mqtt_retained_sync_timeout seen=%d", len(found))
+            return
+        finally:
+            sync.close()
+        _, devices = await self.hub.read_snapshot(_ALL)
+        deleted = outbound.orphans(self.topics, found, {d["id"] for d in devices})
+        if deleted:
+            log.info("event=mqtt_retained_cleared devices=%d", len(deleted))
+            await self._send(client, [m for d in deleted for m in outbound.cleared(self.topics, d)])
 
     async def _publish_presence(self, client: aiomqtt.Client) -> None:
         while True:
@@ -295,17 +398,27 @@ class MqttBridge:
     async def _consume(self) -> None:
         while True:
             await self.inbox.wait()
-            try:
-                await self.apply(self.inbox.take(BATCH))
-            except Exception:  # never let one bad batch end inbound processing
-                log.exception("event=mqtt_batch_failed")
+            await self._apply_chunks(self.inbox.take(BATCH))
 
-    def _decode(self, items: Sequence[Item]) -> list[Inbound]:
-        prefix = self.settings.mqtt_prefix
-        cap = self.settings.mqtt_max_payload
+    async def _apply_chunks(self, chunks: Sequence[Chunk]) -> None:
+        """Apply, then acknowledge the QoS 1 messages on the connection they came on."""
+        items = chunks[0][1] if len(chunks) == 1 else [p for _, ps in chunks for p in ps]
+        try:
+            await self.apply(items)
+        except Exception:  # never let one bad batch end inbound processing
+            log.exception("event=mqtt_batch_failed")
+        # Acknowledged even after a failure: the message was processed, and an
+        # unacknowledged one would hold a slot of the receive window for good.
+        for feed, publishes in chunks:
+            ids = [p[3] for p in publishes if p[3]]
+            if ids:
+                feed.ack(ids)
+
+    def _decode(self, items: Sequence[codec.Publish]) -> list[Inbound]:
+        decode = self._parse
         decoded: list[Inbound] = []
-        for topic, payload, retained in items:
-            result = decode(prefix, topic, payload, max_payload=cap, retained=retained)
+        for topic, payload, retained, _ in items:
+            result = decode(topic, payload, retained)
             if isinstance(result, Rejected):
                 self._reject(result.reason, result.device_id, result.detail)
             else:
@@ -316,7 +429,7 @@ class MqttBridge:
         self.metrics.rejected.inc(1.0, reason.value)
         log.debug("event=mqtt_rejected device=%s reason=%s detail=%r", device_id, reason, detail)
 
-    async def apply(self, items: Sequence[Item]) -> None:
+    async def apply(self, items: Sequence[codec.Publish]) -> None:
         """Decode and apply one batch of inbound messages (public for benchmarks)."""
         strict = self.settings.mqtt_strict
         for wave in waves(self._decode(items), batch_beats=not strict):
@@ -375,3 +488,8 @@ class MqttBridge:
         except LastseenError as exc:
             self._reject(Reason.REFUSED, message.device_id, exc.code)
         return None
+
+
+async def _until_closed(inbound: InboundConnection) -> None:
+    """Ends, with ConnectionLost, when the inbound connection does."""
+    await inbound.closed

@@ -1,68 +1,96 @@
-"""The bounded queue between the MQTT client and the hub.
+"""The bounded queue between the inbound connection and the hub.
 
-The MQTT client library hands over each message from its socket callback; the
-bridge takes them off in batches. The queue holds at most ``limit`` messages. When
-it is full the *newest* message is dropped and counted (policy ``drop_newest``):
-the messages already queued are older signs of life that are applied anyway, and
-dropping at the door costs nothing while the hub catches up. A QoS 1 message
-dropped this way was already acknowledged to the broker.
+The connection hands over every socket read's messages as one chunk; the bridge
+takes them off in batches of at most ``BATCH`` messages. The queue holds about
+``limit`` messages. Its overflow policy is **back-pressure, never dropping**: when
+an offer brings it to ``limit``, that connection stops reading from its socket
+(``pause_reading``) and resumes once the bridge has taken the queue down to half.
+The bytes wait in the kernel and at the broker instead, so:
+
+* at QoS 1 nothing is lost — and since a message is acknowledged only after the
+  hub applied it, the broker's receive-maximum window bounds what is in flight;
+* at QoS 0 the broker, which cannot push back on its publishers, applies its own
+  limits to what it queues for this subscriber (MQTT has no QoS 0 flow control).
+
+A chunk keeps the connection it came from, so acknowledgements go back on that
+connection and never on a later one, whose packet ids mean other messages.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
-#: ``(topic, payload, retained)`` of one inbound message.
-Item = tuple[str, bytes, bool]
+from lastseen.mqtt.codec import Publish
+
+
+class Feed(Protocol):
+    """Where a chunk came from: a connection that can pause and acknowledge."""
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def ack(self, packet_ids: Sequence[int]) -> None: ...
+
+
+#: Messages of one read and the connection they arrived on.
+Chunk = tuple[Feed, list[Publish]]
 
 
 class Inbox:
-    def __init__(self, limit: int, on_overflow: Callable[[], None]) -> None:
+    def __init__(self, limit: int, on_pause: Callable[[], None]) -> None:
         self.limit = limit
-        self._items: deque[Item] = deque()
+        self._chunks: deque[Chunk] = deque()
+        self._count = 0
+        self._paused: set[Feed] = set()
         self._wake = asyncio.Event()
-        self._on_overflow = on_overflow
+        self._on_pause = on_pause
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._count
 
-    def offer(self, item: Item) -> bool:
-        """Queue ``item``; False (and counted) when the queue is full."""
-        if len(self._items) >= self.limit:
-            self._on_overflow()
-            return False
-        self._items.append(item)
+    def offer(self, feed: Feed, publishes: list[Publish]) -> None:
+        """Queue one read's messages; pause ``feed`` if that fills the queue."""
+        self._chunks.append((feed, publishes))
+        self._count += len(publishes)
         self._wake.set()
-        return True
+        if self._count >= self.limit and feed not in self._paused:
+            self._paused.add(feed)
+            feed.pause_reading()
+            self._on_pause()
 
     async def wait(self) -> None:
-        """Until at least one item is queued."""
-        while not self._items:
+        """Until at least one message is queued."""
+        while not self._count:
             self._wake.clear()
             await self._wake.wait()
 
-    def take(self, limit: int) -> list[Item]:
-        """Up to ``limit`` items, oldest first, without waiting."""
-        items = self._items
-        count = min(limit, len(items))
-        return [items.popleft() for _ in range(count)]
+    def take(self, limit: int) -> list[Chunk]:
+        """Up to ``limit`` messages, oldest first, without waiting (a chunk may be
+        split); resumes paused connections once the queue is down to half."""
+        taken: list[Chunk] = []
+        room = limit
+        chunks = self._chunks
+        while chunks and room > 0:
+            feed, publishes = chunks[0]
+            if len(publishes) <= room:
+                chunks.popleft()
+                taken.append((feed, publishes))
+                room -= len(publishes)
+            else:
+                taken.append((feed, publishes[:room]))
+                chunks[0] = (feed, publishes[room:])
+                room = 0
+        self._count -= limit - room
+        if self._paused and self._count <= self.limit // 2:
+            for feed in self._paused:
+                feed.resume_reading()
+            self._paused.clear()
+        return taken
 
-
-def handoff_queue(inbox: Inbox) -> type[asyncio.Queue[Any]]:
-    """A queue class for ``aiomqtt.Client(queue_type=...)`` that hands every message
-    straight to ``inbox``.
-
-    aiomqtt's own iterator costs a task per message; this keeps the library's
-    connection handling and moves messages in batches instead. Its ``get`` never
-    returns, so iterating ``client.messages`` only ever ends with the disconnect
-    error, which is how the bridge learns that the connection dropped.
-    """
-
-    class HandoffQueue(asyncio.Queue[Any]):
-        def put_nowait(self, item: Any) -> None:
-            inbox.offer((item.topic.value, item.payload, item.retain))
-
-    return HandoffQueue
+    def forget(self, feed: Feed) -> None:
+        """A connection ended: it is no longer paused (its queued messages stay)."""
+        self._paused.discard(feed)

@@ -22,9 +22,10 @@ class MqttMetrics:
             "Inbound MQTT messages dropped, by reason (nothing changed).",
             ["reason"],
         )
-        self.overflows = r.counter(
-            "lastseen_mqtt_queue_overflows_total",
-            "Inbound MQTT messages dropped because the queue was full (policy: drop newest).",
+        self.pauses = r.counter(
+            "lastseen_mqtt_read_pauses_total",
+            "Times the inbound connection stopped reading because the queue was full "
+            "(policy: back-pressure; nothing is dropped).",
         )
         r.gauge(
             "lastseen_mqtt_queue_depth",

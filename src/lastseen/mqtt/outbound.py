@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,3 +154,16 @@ def cleared(topics: Topics, device_id: str) -> list[Retained]:
     if topics.discovery:
         messages.append(Retained(topics.discovery_config(device_id), b"", DISCOVERY))
     return messages
+
+
+def orphans(topics: Topics, retained: Iterable[str], known: Container[str]) -> list[str]:
+    """Device ids that have a retained ``presence`` topic on the broker but are not
+    devices of the hub (deleted while the bridge was away), in topic order."""
+    found: list[str] = []
+    suffix = "/presence"
+    for topic in retained:
+        if topic.startswith(topics.prefix) and topic.endswith(suffix):
+            device_id = topic[len(topics.prefix) : -len(suffix)]
+            if device_id and "/" not in device_id and device_id not in known:
+                found.append(device_id)
+    return found

@@ -124,7 +124,48 @@ def decode(
     where = split_topic(prefix, topic)
     if isinstance(where, Rejected):
         return where
-    device_id, kind = where
+    return decode_at(*where, payload, max_payload=max_payload, retained=retained)
+
+
+class CachedDecoder:
+    """``decode`` with a memo of the topics seen lately, for the bridge's hot path.
+
+    A fleet repeats the same few topics per device, so after the first message a
+    topic costs one dict lookup instead of a split, an enum lookup and a regular
+    expression; the empty heartbeat (the commonest message) is a shared ``Inbound``.
+    Only valid topics are kept, at most ``limit``; when full the memo starts over
+    (policy ``reset``), which costs one parse per topic again, nothing else.
+    """
+
+    __slots__ = ("_topics", "limit", "max_payload", "prefix")
+
+    def __init__(self, prefix: str, *, max_payload: int, limit: int = 200_000) -> None:
+        self.prefix = prefix
+        self.max_payload = max_payload
+        self.limit = limit
+        self._topics: dict[str, tuple[str, Kind, Inbound | None]] = {}
+
+    def __call__(self, topic: str, payload: bytes, retained: bool) -> Inbound | Rejected:
+        where = self._topics.get(topic)
+        if where is None:
+            split = split_topic(self.prefix, topic)
+            if isinstance(split, Rejected):
+                return split
+            device_id, kind = split
+            beat = Inbound(device_id, kind) if kind is Kind.HEARTBEAT else None
+            if len(self._topics) >= self.limit:
+                self._topics.clear()
+            where = self._topics[topic] = (device_id, kind, beat)
+        device_id, kind, beat = where
+        if beat is not None and not payload and not retained:
+            return beat
+        return decode_at(device_id, kind, payload, max_payload=self.max_payload, retained=retained)
+
+
+def decode_at(
+    device_id: str, kind: Kind, payload: bytes, *, max_payload: int, retained: bool
+) -> Inbound | Rejected:
+    """The payload part of ``decode``, for a topic already split."""
     if len(payload) > max_payload:
         return Rejected(Reason.OVERSIZE, f"payload over {max_payload} bytes", device_id)
     if retained and kind is not Kind.STATUS:

@@ -2,8 +2,8 @@
 
 A load generator written on a full client library spends more CPU per message than
 the hub it measures, on the same cores. This one encodes its few packet types
-itself (CONNECT with an optional will, PUBLISH at QoS 0 and 1, DISCONNECT) and sends
-them in large writes. It also lets a test *kill* a device the way a power cut does:
+itself (CONNECT with an optional will here; PUBLISH at QoS 0 and 1 from ``codec``)
+and sends them in large writes. It also lets a test *kill* a device the way a power cut does:
 ``abort()`` closes the socket without DISCONNECT, so the broker publishes the will.
 Not a general client: no subscriptions, no QoS 2, no reconnects.
 """
@@ -14,17 +14,9 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from lastseen.mqtt import codec
+
 CONNACK, PUBACK = 0x20, 0x40
-
-
-def varint(n: int) -> bytes:
-    """MQTT's remaining-length encoding (7 bits per byte, high bit: more)."""
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | 0x80 if n else byte)
-        if not n:
-            return bytes(out)
 
 
 def _text(value: bytes) -> bytes:
@@ -46,15 +38,15 @@ def connect_packet(client_id: str, *, keepalive: int = 60, will: Will | None = N
         flags |= 0x04 | (will.qos << 3) | (0x20 if will.retain else 0)
         payload += _text(will.topic.encode()) + _text(will.payload)
     body = _text(b"MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive) + payload
-    return b"\x10" + varint(len(body)) + body
+    return b"\x10" + codec.varint(len(body)) + body
 
 
 def publish_packet(
     topic: str, payload: bytes, *, qos: int = 0, packet_id: int = 0, retain: bool = False
 ) -> bytes:
-    header = 0x30 | (qos << 1) | (1 if retain else 0)
-    body = _text(topic.encode()) + (struct.pack("!H", packet_id) if qos else b"") + payload
-    return bytes([header]) + varint(len(body)) + body
+    return codec.publish(
+        topic, payload, qos=qos, packet_id=packet_id, retain=retain, version=codec.V311
+    )
 
 
 class RawDevice:
@@ -130,7 +122,7 @@ class RawDevice:
     def disconnect(self) -> None:
         """A clean close: DISCONNECT first, so the broker discards the will."""
         try:
-            self.sock.sendall(b"\xe0\x00")
+            self.sock.sendall(codec.DISCONNECT)
         finally:
             self.sock.close()
 

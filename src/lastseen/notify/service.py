@@ -1,8 +1,8 @@
 """The notifier: consumes the hub's transitions, queues deliveries, sends them, runs alerts.
 
-Three tasks on the hub's event loop:
+Three tasks on the hub's event loop, on either hub (it only uses the ``HubAPI``):
 
-* the **consumer** subscribes to the hub's broadcaster like a stream client does,
+* the **consumer** reads the hub's transition feed (``HubAPI.transitions``),
   resuming after the cursor kept in the ``NotifyStore`` (so a restart misses
   nothing: the backfill comes from the hub's event history), feeds transitions to
   the alert engine and enqueues a delivery per matching subscription, moving the
@@ -11,6 +11,14 @@ Three tasks on the hub's event loop:
   slow receiver holds only its own) and sends each in its own task;
 * the **alert timer** sleeps until the engine's next deadline (or a wake-up), then
   lets the engine advance: precise timers, no polling.
+
+In scale-out every instance runs all three over the same fleet-wide feed and the
+same PostgreSQL store. Enqueueing is idempotent on (subscription, event id) and the
+cursor only moves forward (``GREATEST``), so each instance may enqueue from its own
+position; a claim leases a delivery to one instance (``FOR UPDATE SKIP LOCKED``), so
+each is sent once (again only after a crash, with the same event id). Every
+instance's engine computes the same alerts with the same keys; the store opens
+each key once and only the instance whose insert won publishes and delivers it.
 """
 
 from __future__ import annotations
@@ -29,8 +37,10 @@ import orjson
 
 from lastseen.clock import Clock
 from lastseen.errors import LastseenError
-from lastseen.hub.broadcast import RESET, TRANSITION, StreamFilter
+from lastseen.hub.broadcast import StreamFilter
+from lastseen.hub.feed import FeedEvent, FeedReset
 from lastseen.notify.alerts import OPENED, AlertEngine
+from lastseen.notify.devices import UNKNOWN, Facts, device_facts
 from lastseen.notify.instruments import NotifyMetrics
 from lastseen.notify.matching import wants_alert, wants_transition
 from lastseen.notify.models import (
@@ -51,7 +61,7 @@ from lastseen.presence import Status
 from lastseen.timefmt import parse_rfc3339
 
 if TYPE_CHECKING:
-    from lastseen.hub.core import Hub
+    from lastseen.hub.api import HubAPI
 
 log = logging.getLogger("lastseen.notify")
 
@@ -70,7 +80,7 @@ class Notifier:
 
     def __init__(
         self,
-        hub: Hub,
+        hub: HubAPI,
         store: NotifyStore,
         *,
         config_rules: Sequence[AlertRule] = (),
@@ -159,7 +169,7 @@ class Notifier:
         now = self.clock.now()
         # Delivered history lives as long as transition history (--event-retention).
         await self.store.prune(now - self.hub.settings.event_retention)
-        gone = [d for d in self.engine.devices() if d not in self.hub.entries]
+        gone = [d for d in self.engine.devices() if not await self.hub.knows(d)]
         await self._alerts([c for d in gone for c in self.engine.forget(d, now)])
         self.subscriptions = {s.id: s for s in await self.store.list_subscriptions()}
         rules = {rule.name: rule for rule in await self.store.list_rules()}
@@ -172,12 +182,16 @@ class Notifier:
         now = self.clock.now()
         rules = {**self.api_rules, **self.config_rules}
         changes = self.engine.set_rules(rules.values(), now)
-        for device_id, entry in self.hub.entries.items():
-            state = entry.state
+        seq, devices = await self.hub.read_snapshot(StreamFilter())
+        for device in devices:
             changes += self.engine.seed(
-                device_id, entry.labels, entry.profile.name, state.status, state.since
+                device["id"],
+                device["labels"],
+                device["profile"],
+                _STATUSES[device["status"]],
+                parse_rfc3339(device["status_since"]),
             )
-        self._engine_seq = self.hub.seq
+        self._engine_seq = seq
         if not self._tasks:
             changes += self.engine.restore(await self.store.open_alerts(), now)
         await self._alerts(changes)
@@ -190,76 +204,66 @@ class Notifier:
     # ------------------------------------------------------------------ consumer
 
     async def _consume(self) -> None:
-        hub = self.hub
         while True:
-            after = await self.store.cursor()
-            subscriber, backlog = await hub.open_stream(StreamFilter(), after, tap=True)
             try:
-                batch: list[tuple[str, int, bytes]] = [m async for m in backlog]
-                while True:
-                    for message in batch:
-                        if message[0] == RESET:
-                            await self._gap(message[2])
-                    await self._handle([m for m in batch if m[0] != RESET])
-                    if subscriber.closed and not subscriber.queue:
-                        break  # overflowed or shut down: resubscribe from the cursor
-                    first = await subscriber.get()
-                    if first is None:
-                        break
-                    batch = [first, *subscriber.drain()]
-            finally:
-                hub.broadcaster.unsubscribe(subscriber)
-            if hub.stopped:
-                return
-            await asyncio.sleep(0.1)
+                feed = self.hub.transitions(await self.store.cursor())
+                async with contextlib.aclosing(feed):
+                    async for batch in feed:
+                        events: list[FeedEvent] = []
+                        for item in batch:
+                            if isinstance(item, FeedReset):
+                                await self._handle(events)
+                                events = []
+                                await self._gap(item)
+                            else:
+                                events.append(item)
+                        await self._handle(events)
+                return  # the hub stopped
+            except LastseenError as exc:
+                # The store or the hub refused: start again from the stored cursor
+                # (what was enqueued stays enqueued; enqueueing again is idempotent).
+                log.error("event=notify_consumer_failed code=%s", exc.code)
+                await asyncio.sleep(1.0)
 
-    async def _gap(self, body: bytes) -> None:
-        reset = orjson.loads(body)
+    async def _gap(self, reset: FeedReset) -> None:
         log.warning(
-            "event=notify_gap reason=%s seq=%s (transitions before it are not delivered)",
-            reset.get("reason"),
-            reset.get("seq"),
+            "event=notify_gap reason=%s seq=%d (transitions before it are not delivered)",
+            reset.reason,
+            reset.seq,
         )
         self.metrics.gaps.inc()
-        await self.store.enqueue([], int(reset.get("seq") or 0))
+        await self.store.enqueue([], reset.seq)
 
-    async def _handle(self, messages: Sequence[tuple[str, int, bytes]]) -> None:
+    async def _handle(self, events: Sequence[FeedEvent]) -> None:
+        if not events:
+            return
         now = self.clock.now()
         deliveries: list[NewDelivery] = []
         changes: list[AlertChange] = []
-        last = None
-        entries = self.hub.entries
+        facts = await device_facts(self.hub, {e.device_id for e in events})
         subs = [s for s in self.subscriptions.values() if s.enabled]
-        for kind, seq, body in messages:
-            if kind != TRANSITION:
-                continue
-            last = seq
-            event = orjson.loads(body)
-            event.pop("type", None)
-            device_id = event["device_id"]
-            entry = entries.get(device_id)
-            labels = entry.labels if entry is not None else {}
-            profile = entry.profile.name if entry is not None else "default"
-            from_status, to_status = _STATUSES[event["from"]], _STATUSES[event["to"]]
+        for event in events:
+            device_id, seq = event.device_id, event.seq
+            labels, profile = facts[device_id]
             if seq > self._engine_seq:
                 self._engine_seq = seq
-                at = parse_rfc3339(event["at"])
                 changes += self.engine.observe(
-                    device_id, labels, profile, from_status, to_status, at
+                    device_id, labels, profile, event.from_status, event.to_status, event.at
                 )
             for sub in subs:
-                if wants_transition(sub.filter, device_id, labels, profile, from_status, to_status):
+                if wants_transition(
+                    sub.filter, device_id, labels, profile, event.from_status, event.to_status
+                ):
                     deliveries.append(
                         NewDelivery(
                             sub.id,
                             str(seq),
                             device_id,
-                            transition_body(sub.format, event, labels, profile),
+                            transition_body(sub.format, event.body, labels, profile),
                             now,
                         )
                     )
-        if deliveries or last is not None:
-            await self._enqueue(deliveries, last)
+        await self._enqueue(deliveries, events[-1].seq)
         if changes:
             await self._alerts(changes)
         self._alarm.set()
@@ -286,6 +290,7 @@ class Notifier:
             return
         now = self.clock.now()
         deliveries = []
+        facts = await device_facts(self.hub, {c.alert.device_id for c in changes})
         async with self._alert_lock:
             for change in changes:
                 stored: Alert | None
@@ -303,17 +308,17 @@ class Notifier:
                     stored.device_id,
                     stored.reason.replace(" ", "_"),
                 )
-                self._publish_alert(change.action, stored)
-                deliveries += self._alert_deliveries(change.action, stored, now)
+                device = facts.get(stored.device_id, UNKNOWN)
+                self._publish_alert(change.action, stored, device)
+                deliveries += self._alert_deliveries(change.action, stored, device, now)
         if deliveries:
             await self._enqueue(deliveries, None)
 
-    def _publish_alert(self, action: str, alert: Alert) -> None:
+    def _publish_alert(self, action: str, alert: Alert, device: Facts) -> None:
         hub = self.hub
         if not hub.broadcaster.subscribers:
             return
-        entry = hub.entries.get(alert.device_id)
-        labels = entry.labels if entry is not None else {}
+        labels = device[0]
         body = orjson.dumps({"type": ALERT, "action": action, "alert": alert_json(alert)})
 
         def build(stream_filter: StreamFilter) -> bytes | None:
@@ -321,10 +326,10 @@ class Notifier:
 
         hub.broadcaster.publish_message(ALERT, build)
 
-    def _alert_deliveries(self, action: str, alert: Alert, now: float) -> list[NewDelivery]:
-        entry = self.hub.entries.get(alert.device_id)
-        labels = entry.labels if entry is not None else {}
-        profile = entry.profile.name if entry is not None else "default"
+    def _alert_deliveries(
+        self, action: str, alert: Alert, device: Facts, now: float
+    ) -> list[NewDelivery]:
+        labels, profile = device
         event_id = f"alert:{alert.key}:{action}"
         return [
             NewDelivery(

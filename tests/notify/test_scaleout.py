@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 
@@ -132,6 +133,34 @@ def cluster(
             hub.stop()
 
 
+class AlertStream:
+    """An SSE subscriber in a thread, collecting the ``alert`` messages of one instance."""
+
+    def __init__(self, hub: HubProcess) -> None:
+        self.alerts: list[dict[str, object]] = []
+        self.connected = threading.Event()
+        self._client = hub.client()
+        self._client.timeout = httpx.Timeout(5.0, read=None)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        assert self.connected.wait(5.0)
+
+    def _run(self) -> None:
+        try:
+            with self._client.stream("GET", "/v1/stream") as answer:
+                self.connected.set()
+                for line in answer.iter_lines():
+                    if line.startswith("data: "):
+                        body = orjson.loads(line[6:])
+                        if body.get("type") == "alert":
+                            self.alerts.append(body)
+        except httpx.HTTPError:
+            pass
+
+    def close(self) -> None:
+        self._client.close()
+
+
 def subscribe(hub: HubProcess, url: str, **extra: object) -> dict[str, object]:
     with hub.client() as client:
         answer = client.post("/v1/webhooks", json={"url": url, **extra})
@@ -220,6 +249,7 @@ def test_an_offline_for_rule_fires_once_across_instances(
             lambda: [r["name"] for r in client.get("/v1/alert-rules").json()["rules"]] == ["gone"],
             what="B sees the rule",
         )
+    streams = [AlertStream(a), AlertStream(b)]
     with b.client() as client:
         assert client.post("/v1/devices/pi-a/heartbeat").status_code == 200
     # Offline after 1 s, the rule's deadline 1 s later: both engines reach it.
@@ -235,6 +265,10 @@ def test_an_offline_for_rule_fires_once_across_instances(
         ("resolved", "pi-a"),
     ]
     assert bodies[0]["alert"]["key"] == bodies[1]["alert"]["key"]
+    for stream in streams:  # whichever instance won, both instances' streams show it once
+        until(lambda s=stream: len(s.alerts) >= 2, timeout=5.0, what="alerts on the stream")
+        assert [x["action"] for x in stream.alerts] == ["opened", "resolved"]
+        stream.close()
     for hub in (a, b):
         with hub.client() as client:
             alerts = client.get("/v1/alerts").json()["alerts"]

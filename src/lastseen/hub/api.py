@@ -140,3 +140,10 @@ class HubAPI(Protocol):
         in seq order and in batches, until the hub stops; a ``FeedReset`` when history
         after ``after`` is gone (hub/feed.py). For in-process consumers (the notifier)."""
         ...
+
+    async def announce(
+        self, kind: str, device_id: str, labels: Mapping[str, str], body: bytes
+    ) -> None:
+        """A message about one device that is not a transition (an alert) to every
+        matching stream subscriber, on every instance in scale-out."""
+        ...

@@ -855,3 +855,12 @@ class Hub:
             return await self.open_stream(StreamFilter(), position, tap=True)
 
         return transition_feed(open_tap, self.broadcaster, after, lambda: self.stopped)
+
+    async def announce(
+        self, kind: str, device_id: str, labels: Mapping[str, str], body: bytes
+    ) -> None:
+        """A message about one device (an alert) to the matching stream subscribers."""
+        if self.broadcaster.subscribers:
+            self.broadcaster.publish_message(
+                kind, lambda f: body if f.matches_device(device_id, labels) else None
+            )

@@ -240,11 +240,14 @@ class Notifier:
         now = self.clock.now()
         deliveries: list[NewDelivery] = []
         changes: list[AlertChange] = []
-        facts = await device_facts(self.hub, {e.device_id for e in events})
         subs = [s for s in self.subscriptions.values() if s.enabled]
+        facts: dict[str, Facts] = {}
+        if subs or self.engine.rules:
+            # Only routing needs them (a read per device: memory, or Redis in scale-out).
+            facts = await device_facts(self.hub, {e.device_id for e in events})
         for event in events:
             device_id, seq = event.device_id, event.seq
-            labels, profile = facts[device_id]
+            labels, profile = facts.get(device_id, UNKNOWN)
             if seq > self._engine_seq:
                 self._engine_seq = seq
                 changes += self.engine.observe(
@@ -309,22 +312,19 @@ class Notifier:
                     stored.reason.replace(" ", "_"),
                 )
                 device = facts.get(stored.device_id, UNKNOWN)
-                self._publish_alert(change.action, stored, device)
+                await self._publish_alert(change.action, stored, device)
                 deliveries += self._alert_deliveries(change.action, stored, device, now)
         if deliveries:
             await self._enqueue(deliveries, None)
 
-    def _publish_alert(self, action: str, alert: Alert, device: Facts) -> None:
-        hub = self.hub
-        if not hub.broadcaster.subscribers:
-            return
-        labels = device[0]
+    async def _publish_alert(self, action: str, alert: Alert, device: Facts) -> None:
+        """To stream subscribers (every instance's, in scale-out). Best effort: the
+        alert is stored and its webhooks queued whether or not this reaches them."""
         body = orjson.dumps({"type": ALERT, "action": action, "alert": alert_json(alert)})
-
-        def build(stream_filter: StreamFilter) -> bytes | None:
-            return body if stream_filter.matches_device(alert.device_id, labels) else None
-
-        hub.broadcaster.publish_message(ALERT, build)
+        try:
+            await self.hub.announce(ALERT, alert.device_id, device[0], body)
+        except LastseenError as exc:
+            log.warning("event=alert_publish_failed code=%s device=%s", exc.code, alert.device_id)
 
     def _alert_deliveries(
         self, action: str, alert: Alert, device: Facts, now: float

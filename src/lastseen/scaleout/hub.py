@@ -469,3 +469,21 @@ class RedisHub:
             self.metrics.redis_errors.inc(1.0, "feed")
 
         return transition_feed(open_tap, self.broadcaster, after, lambda: self.stopped, failed)
+
+    async def announce(
+        self, kind: str, device_id: str, labels: Mapping[str, str], body: bytes
+    ) -> None:
+        """A message about one device (an alert) to the matching stream subscribers of
+        every instance, through the event stream (fanout.py)."""
+        k = self.keys
+        with translated():
+            await self._device_message(
+                keys=[k.seq, k.stream],
+                args=[
+                    body.decode(),
+                    orjson.dumps(dict(labels)).decode(),
+                    device_id,
+                    self.stream_max,
+                    kind,
+                ],
+            )

@@ -103,9 +103,12 @@ def until(check: Callable[[], bool], timeout: float = 30.0, what: str = "conditi
 
 @pytest.fixture
 def cluster(
-    tmp_path: Path, redis_url: str, redis_prefix: str, postgres_dsn: str
+    request: pytest.FixtureRequest, tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> Iterator[Callable[[], HubProcess]]:
-    """Starts instances sharing Redis and one PostgreSQL database; stops them after."""
+    """Starts instances sharing Redis and one PostgreSQL database (several hosts'
+    setup); parametrised ``one_host``: sharing one data directory (SQLite) instead."""
+    one_host = getattr(request, "param", "postgres") == "one_host"
+    durable = () if one_host else ("--postgres", request.getfixturevalue("postgres_dsn"))
     started: list[HubProcess] = []
     env = {
         "LASTSEEN_ADMIN_KEY": ADMIN,
@@ -116,8 +119,8 @@ def cluster(
 
     def start() -> HubProcess:
         hub = HubProcess(
-            tmp_path / f"data-{len(started)}",
-            "--redis", redis_url, "--redis-prefix", redis_prefix, "--postgres", postgres_dsn,
+            tmp_path / ("data" if one_host else f"data-{len(started)}"),
+            "--redis", redis_url, "--redis-prefix", redis_prefix, *durable,
             "--stale-after", "0.5", "--offline-after", "1", "--webhook-allow-private",
             env=env,
         )  # fmt: skip
@@ -174,6 +177,7 @@ def signed(secret: str, request: Request) -> bool:
     return request.headers["lastseen-signature"] == sign(secret, timestamp, request.body)
 
 
+@pytest.mark.parametrize("cluster", ["postgres", "one_host"], indirect=True)
 def test_transitions_caused_on_both_instances_are_each_delivered_once(
     cluster: Callable[[], HubProcess], hook: Hook
 ) -> None:

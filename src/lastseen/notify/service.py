@@ -40,7 +40,7 @@ from lastseen.errors import LastseenError
 from lastseen.hub.broadcast import StreamFilter
 from lastseen.hub.feed import FeedEvent, FeedReset
 from lastseen.notify.alerts import OPENED, AlertEngine
-from lastseen.notify.devices import UNKNOWN, Facts, device_facts
+from lastseen.notify.devices import UNKNOWN, Facts, deleted, device_facts
 from lastseen.notify.instruments import NotifyMetrics
 from lastseen.notify.matching import wants_alert, wants_transition
 from lastseen.notify.models import (
@@ -70,6 +70,8 @@ ALERT = "alert"
 POLL_CAP = 1.0
 #: Seconds between reloads of subscriptions and rules made by other instances.
 RELOAD_INTERVAL = 5.0
+#: Devices with alert state checked for deletion per reload (a read each; in turn).
+FORGET_CHECKS = 1000
 #: Seconds a stopping notifier lets its sends in flight finish.
 STOP_GRACE = 2.0
 _STATUSES = {s.value: s for s in Status}
@@ -120,6 +122,7 @@ class Notifier:
         self._alert_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._engine_seq = 0
+        self._forget_at = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -169,7 +172,7 @@ class Notifier:
         now = self.clock.now()
         # Delivered history lives as long as transition history (--event-retention).
         await self.store.prune(now - self.hub.settings.event_retention)
-        gone = [d for d in self.engine.devices() if not await self.hub.knows(d)]
+        gone = await self._deleted_devices()
         await self._alerts([c for d in gone for c in self.engine.forget(d, now)])
         self.subscriptions = {s.id: s for s in await self.store.list_subscriptions()}
         rules = {rule.name: rule for rule in await self.store.list_rules()}
@@ -177,6 +180,18 @@ class Notifier:
             self.api_rules = rules
             await self._apply_rules()
         self.counts = await self.store.counts()
+
+    async def _deleted_devices(self) -> list[str]:
+        """Which of the next ``FORGET_CHECKS`` devices holding alert state (in turn, so
+        every one is checked within a few reloads) were deleted. Bounded: on the
+        shared hub each check is a Redis read."""
+        devices = sorted(self.engine.devices())
+        if not devices:
+            return []
+        start = self._forget_at % len(devices)
+        chunk = (devices[start:] + devices[:start])[:FORGET_CHECKS]
+        self._forget_at = start + len(chunk)
+        return await deleted(self.hub, chunk)
 
     async def _apply_rules(self) -> None:
         now = self.clock.now()

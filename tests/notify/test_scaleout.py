@@ -12,8 +12,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -22,83 +20,11 @@ import pytest
 
 from lastseen.notify.payloads import sign
 from lastseen.testing import HubProcess
+from tests.notify.threaded import HOLD, Hook, Request, last_status, until
 
 pytestmark = pytest.mark.e2e
 
 ADMIN = "scaleout-notify-admin-key"
-HOLD = -1  # a status that means: hold the request open until released
-
-
-@dataclass
-class Request:
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Hook:
-    """What the receiver saw, and what it answers next (then 200)."""
-
-    requests: list[Request] = field(default_factory=list)
-    statuses: list[int] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    held: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event = field(default_factory=threading.Event)
-    url: str = ""
-
-    def seen(self) -> list[Request]:
-        with self.lock:
-            return list(self.requests)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_POST(self) -> None:
-        hook = self.server.hook
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        with hook.lock:
-            hook.requests.append(Request({k.lower(): v for k, v in self.headers.items()}, body))
-            status = hook.statuses.pop(0) if hook.statuses else 200
-        if status == HOLD:
-            hook.held.set()
-            hook.release.wait(30)
-            status = 200
-        try:
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-        except OSError:
-            pass  # the sender is gone (SIGKILLed while we held its request)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    hook: Hook
-
-
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.hook = Hook(url=f"http://127.0.0.1:{server.server_address[1]}/hook")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.hook
-    finally:
-        server.hook.release.set()
-        server.shutdown()
-        server.server_close()
-
-
-def until(check: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -223,15 +149,7 @@ def test_an_instance_killed_mid_retry_leaves_the_delivery_to_the_other(
     # A's lease on attempt 2 lapses (2 x timeout + 5 s); B takes it over.
     until(lambda: len(hook.seen()) >= 3, what="B's attempt")
     with b.client() as client:
-        until(
-            lambda: (
-                client.get(f"/v1/webhooks/{created['id']}/deliveries").json()["deliveries"][0][
-                    "status"
-                ]
-                == "delivered"
-            ),
-            what="delivered",
-        )
+        until(lambda: last_status(client, created["id"]) == "delivered", what="delivered")
         (delivery,) = client.get(f"/v1/webhooks/{created['id']}/deliveries").json()["deliveries"]
     requests = hook.seen()
     assert [r.headers["lastseen-attempt"] for r in requests] == ["1", "2", "3"]

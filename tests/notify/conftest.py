@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from lastseen.notify.service import Notifier
 from lastseen.settings import Settings
 from lastseen.store import SQLiteStore
 from lastseen.testing import free_port
+from tests.notify.threaded import Hook, serve_hook
 
 ADMIN = "notify-test-admin-key"
 
@@ -49,6 +50,13 @@ class Receiver:
                 self.arrived.clear()
                 await self.arrived.wait()
         return self.requests
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    """A threaded receiver (for tests whose hubs are real processes)."""
+    with serve_hook() as state:
+        yield state
 
 
 @pytest.fixture

@@ -37,7 +37,6 @@ from lastseen.http.heartbeat import Ingest, IngestApp
 from lastseen.http.openapi import docs_page, spec
 from lastseen.http.responses import JSONResponse, error
 from lastseen.hub.api import HubAPI
-from lastseen.hub.core import Hub
 from lastseen.notify import routes as notify_routes
 from lastseen.notify.service import Notifier
 from lastseen.notify.wiring import build_notifier
@@ -152,8 +151,7 @@ def create_app(
             registry=hub.metrics.registry,
             on_bootstrap=on_bootstrap,
         )
-    if notifier is None and isinstance(hub, Hub):
-        # The notifier reads the embedded hub's state; the shared hub has none yet.
+    if notifier is None:
         notifier = build_notifier(hub)
 
     @asynccontextmanager

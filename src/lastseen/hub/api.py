@@ -11,13 +11,14 @@ answers them with a round trip to Redis.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from lastseen.clock import Clock
 from lastseen.errors import InvalidInput
 from lastseen.hub.broadcast import Broadcaster, Message, StreamFilter, Subscriber
 from lastseen.hub.core import BeatResult
+from lastseen.hub.feed import FeedItem
 from lastseen.metrics import Counter, Registry
 from lastseen.presence import Observation, Profile, ProfileRegistry, Source
 from lastseen.settings import Settings
@@ -132,4 +133,17 @@ class HubAPI(Protocol):
 
     async def read_snapshot(self, stream_filter: StreamFilter) -> tuple[int, list[dict[str, Any]]]:
         """Every matching device and the seq the snapshot is consistent with."""
+        ...
+
+    def transitions(self, after: int) -> AsyncGenerator[list[FeedItem], None]:
+        """Every transition with seq > ``after`` (fleet-wide in scale-out), then live,
+        in seq order and in batches, until the hub stops; a ``FeedReset`` when history
+        after ``after`` is gone (hub/feed.py). For in-process consumers (the notifier)."""
+        ...
+
+    async def announce(
+        self, kind: str, device_id: str, labels: Mapping[str, str], body: bytes
+    ) -> None:
+        """A message about one device that is not a transition (an alert) to every
+        matching stream subscriber, on every instance in scale-out."""
         ...

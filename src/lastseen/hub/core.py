@@ -25,7 +25,7 @@ import heapq
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from types import MappingProxyType
@@ -47,6 +47,7 @@ from lastseen.hub.broadcast import (
     WireEvent,
 )
 from lastseen.hub.committer import Committer
+from lastseen.hub.feed import FeedItem, transition_feed
 from lastseen.hub.instruments import HubMetrics
 from lastseen.logs import BATCH
 from lastseen.presence import (
@@ -849,3 +850,20 @@ class Hub:
 
     async def read_snapshot(self, stream_filter: StreamFilter) -> tuple[int, list[dict[str, Any]]]:
         return self.snapshot(stream_filter)
+
+    def transitions(self, after: int) -> AsyncGenerator[list[FeedItem], None]:
+        """Every transition with seq > ``after``, then live, in batches (hub/feed.py)."""
+
+        async def open_tap(position: int) -> tuple[Subscriber, AsyncIterator[Message]]:
+            return await self.open_stream(StreamFilter(), position, tap=True)
+
+        return transition_feed(open_tap, self.broadcaster, after, lambda: self.stopped)
+
+    async def announce(
+        self, kind: str, device_id: str, labels: Mapping[str, str], body: bytes
+    ) -> None:
+        """A message about one device (an alert) to the matching stream subscribers."""
+        if self.broadcaster.subscribers:
+            self.broadcaster.publish_message(
+                kind, lambda f: body if f.matches_device(device_id, labels) else None
+            )

@@ -99,6 +99,15 @@ MIGRATIONS: list[tuple[int, str]] = [
         INSERT INTO notify_meta (key, value) VALUES ('cursor', 0);
         """,
     ),
+    (
+        2,
+        # The claim's order check ("no earlier delivery of this device waiting, for
+        # this subscription") probes only waiting rows (see ``claim``).
+        """
+        CREATE INDEX notify_deliveries_waiting ON notify_deliveries
+            (subscription_id, device_id, id) WHERE status IN ('pending', 'sending');
+        """,
+    ),
 ]
 
 
@@ -240,6 +249,10 @@ class PostgresNotifyStore:
             async with self._pool.connection() as conn, conn.transaction():
                 # Rows another worker has locked are skipped, not waited for; the order
                 # check sees an earlier row pending or sending whatever its lock.
+                # ``OFFSET 0`` keeps the check a per-candidate probe of the
+                # notify_deliveries_waiting index: as an anti join it was planned from
+                # statistics, and before the first ANALYZE that meant a nested loop
+                # over the table (~0.5 s per claim with 1 000 pending; now ~7 ms).
                 cur = await conn.execute(
                     f"SELECT {columns} FROM notify_deliveries d "
                     "WHERE ((d.status = 'pending' AND d.next_at <= %s) "
@@ -247,7 +260,7 @@ class PostgresNotifyStore:
                     "AND NOT (d.subscription_id = ANY(%s)) "
                     "AND NOT EXISTS (SELECT 1 FROM notify_deliveries p "
                     "WHERE p.subscription_id = d.subscription_id AND p.device_id = d.device_id "
-                    "AND p.id < d.id AND p.status IN ('pending', 'sending')) "
+                    "AND p.id < d.id AND p.status IN ('pending', 'sending') OFFSET 0) "
                     "ORDER BY d.next_at, d.id LIMIT %s FOR UPDATE SKIP LOCKED",
                     (now, now, skip, limit * CLAIM_OVERSCAN),
                 )

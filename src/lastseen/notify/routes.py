@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from lastseen.errors import Conflict, InvalidInput, NotFound, Unavailable
+from lastseen.errors import Conflict, InvalidInput, NotFound
 from lastseen.http import validation as v
 from lastseen.http.auditing import PRINCIPAL, client_address
 from lastseen.http.responses import JSONResponse
@@ -63,13 +63,7 @@ def delivery_json(d: Delivery) -> dict[str, Any]:
 
 
 def _notifier(request: Request) -> Notifier:
-    notifier: Notifier | None = request.app.state.notifier
-    if notifier is None:
-        # Scale-out mode (--redis) has no notifier yet: docs/notifications.md.
-        raise Unavailable(
-            "notifications run on the embedded hub only (not with --redis)",
-            code="notifications_unavailable",
-        )
+    notifier: Notifier = request.app.state.notifier
     return notifier
 
 

@@ -1,8 +1,8 @@
 """The notifier: consumes the hub's transitions, queues deliveries, sends them, runs alerts.
 
-Three tasks on the hub's event loop:
+Three tasks on the hub's event loop, on either hub (it only uses the ``HubAPI``):
 
-* the **consumer** subscribes to the hub's broadcaster like a stream client does,
+* the **consumer** reads the hub's transition feed (``HubAPI.transitions``),
   resuming after the cursor kept in the ``NotifyStore`` (so a restart misses
   nothing: the backfill comes from the hub's event history), feeds transitions to
   the alert engine and enqueues a delivery per matching subscription, moving the
@@ -11,6 +11,14 @@ Three tasks on the hub's event loop:
   slow receiver holds only its own) and sends each in its own task;
 * the **alert timer** sleeps until the engine's next deadline (or a wake-up), then
   lets the engine advance: precise timers, no polling.
+
+In scale-out every instance runs all three over the same fleet-wide feed and the
+same PostgreSQL store. Enqueueing is idempotent on (subscription, event id) and the
+cursor only moves forward (``GREATEST``), so each instance may enqueue from its own
+position; a claim leases a delivery to one instance (``FOR UPDATE SKIP LOCKED``), so
+each is sent once (again only after a crash, with the same event id). Every
+instance's engine computes the same alerts with the same keys; the store opens
+each key once and only the instance whose insert won publishes and delivers it.
 """
 
 from __future__ import annotations
@@ -29,8 +37,10 @@ import orjson
 
 from lastseen.clock import Clock
 from lastseen.errors import LastseenError
-from lastseen.hub.broadcast import RESET, TRANSITION, StreamFilter
+from lastseen.hub.broadcast import StreamFilter
+from lastseen.hub.feed import FeedEvent, FeedReset
 from lastseen.notify.alerts import OPENED, AlertEngine
+from lastseen.notify.devices import UNKNOWN, Facts, deleted, device_facts
 from lastseen.notify.instruments import NotifyMetrics
 from lastseen.notify.matching import wants_alert, wants_transition
 from lastseen.notify.models import (
@@ -51,7 +61,7 @@ from lastseen.presence import Status
 from lastseen.timefmt import parse_rfc3339
 
 if TYPE_CHECKING:
-    from lastseen.hub.core import Hub
+    from lastseen.hub.api import HubAPI
 
 log = logging.getLogger("lastseen.notify")
 
@@ -60,6 +70,8 @@ ALERT = "alert"
 POLL_CAP = 1.0
 #: Seconds between reloads of subscriptions and rules made by other instances.
 RELOAD_INTERVAL = 5.0
+#: Devices with alert state checked for deletion per reload (a read each; in turn).
+FORGET_CHECKS = 1000
 #: Seconds a stopping notifier lets its sends in flight finish.
 STOP_GRACE = 2.0
 _STATUSES = {s.value: s for s in Status}
@@ -70,7 +82,7 @@ class Notifier:
 
     def __init__(
         self,
-        hub: Hub,
+        hub: HubAPI,
         store: NotifyStore,
         *,
         config_rules: Sequence[AlertRule] = (),
@@ -110,6 +122,7 @@ class Notifier:
         self._alert_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._engine_seq = 0
+        self._forget_at = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -159,7 +172,7 @@ class Notifier:
         now = self.clock.now()
         # Delivered history lives as long as transition history (--event-retention).
         await self.store.prune(now - self.hub.settings.event_retention)
-        gone = [d for d in self.engine.devices() if d not in self.hub.entries]
+        gone = await self._deleted_devices()
         await self._alerts([c for d in gone for c in self.engine.forget(d, now)])
         self.subscriptions = {s.id: s for s in await self.store.list_subscriptions()}
         rules = {rule.name: rule for rule in await self.store.list_rules()}
@@ -168,16 +181,32 @@ class Notifier:
             await self._apply_rules()
         self.counts = await self.store.counts()
 
+    async def _deleted_devices(self) -> list[str]:
+        """Which of the next ``FORGET_CHECKS`` devices holding alert state (in turn, so
+        every one is checked within a few reloads) were deleted. Bounded: on the
+        shared hub each check is a Redis read."""
+        devices = sorted(self.engine.devices())
+        if not devices:
+            return []
+        start = self._forget_at % len(devices)
+        chunk = (devices[start:] + devices[:start])[:FORGET_CHECKS]
+        self._forget_at = start + len(chunk)
+        return await deleted(self.hub, chunk)
+
     async def _apply_rules(self) -> None:
         now = self.clock.now()
         rules = {**self.api_rules, **self.config_rules}
         changes = self.engine.set_rules(rules.values(), now)
-        for device_id, entry in self.hub.entries.items():
-            state = entry.state
+        seq, devices = await self.hub.read_snapshot(StreamFilter())
+        for device in devices:
             changes += self.engine.seed(
-                device_id, entry.labels, entry.profile.name, state.status, state.since
+                device["id"],
+                device["labels"],
+                device["profile"],
+                _STATUSES[device["status"]],
+                parse_rfc3339(device["status_since"]),
             )
-        self._engine_seq = self.hub.seq
+        self._engine_seq = seq
         if not self._tasks:
             changes += self.engine.restore(await self.store.open_alerts(), now)
         await self._alerts(changes)
@@ -190,76 +219,69 @@ class Notifier:
     # ------------------------------------------------------------------ consumer
 
     async def _consume(self) -> None:
-        hub = self.hub
         while True:
-            after = await self.store.cursor()
-            subscriber, backlog = await hub.open_stream(StreamFilter(), after, tap=True)
             try:
-                batch: list[tuple[str, int, bytes]] = [m async for m in backlog]
-                while True:
-                    for message in batch:
-                        if message[0] == RESET:
-                            await self._gap(message[2])
-                    await self._handle([m for m in batch if m[0] != RESET])
-                    if subscriber.closed and not subscriber.queue:
-                        break  # overflowed or shut down: resubscribe from the cursor
-                    first = await subscriber.get()
-                    if first is None:
-                        break
-                    batch = [first, *subscriber.drain()]
-            finally:
-                hub.broadcaster.unsubscribe(subscriber)
-            if hub.stopped:
-                return
-            await asyncio.sleep(0.1)
+                feed = self.hub.transitions(await self.store.cursor())
+                async with contextlib.aclosing(feed):
+                    async for batch in feed:
+                        events: list[FeedEvent] = []
+                        for item in batch:
+                            if isinstance(item, FeedReset):
+                                await self._handle(events)
+                                events = []
+                                await self._gap(item)
+                            else:
+                                events.append(item)
+                        await self._handle(events)
+                return  # the hub stopped
+            except LastseenError as exc:
+                # The store or the hub refused: start again from the stored cursor
+                # (what was enqueued stays enqueued; enqueueing again is idempotent).
+                log.error("event=notify_consumer_failed code=%s", exc.code)
+                await asyncio.sleep(1.0)
 
-    async def _gap(self, body: bytes) -> None:
-        reset = orjson.loads(body)
+    async def _gap(self, reset: FeedReset) -> None:
         log.warning(
-            "event=notify_gap reason=%s seq=%s (transitions before it are not delivered)",
-            reset.get("reason"),
-            reset.get("seq"),
+            "event=notify_gap reason=%s seq=%d (transitions before it are not delivered)",
+            reset.reason,
+            reset.seq,
         )
         self.metrics.gaps.inc()
-        await self.store.enqueue([], int(reset.get("seq") or 0))
+        await self.store.enqueue([], reset.seq)
 
-    async def _handle(self, messages: Sequence[tuple[str, int, bytes]]) -> None:
+    async def _handle(self, events: Sequence[FeedEvent]) -> None:
+        if not events:
+            return
         now = self.clock.now()
         deliveries: list[NewDelivery] = []
         changes: list[AlertChange] = []
-        last = None
-        entries = self.hub.entries
         subs = [s for s in self.subscriptions.values() if s.enabled]
-        for kind, seq, body in messages:
-            if kind != TRANSITION:
-                continue
-            last = seq
-            event = orjson.loads(body)
-            event.pop("type", None)
-            device_id = event["device_id"]
-            entry = entries.get(device_id)
-            labels = entry.labels if entry is not None else {}
-            profile = entry.profile.name if entry is not None else "default"
-            from_status, to_status = _STATUSES[event["from"]], _STATUSES[event["to"]]
+        facts: dict[str, Facts] = {}
+        if subs or self.engine.rules:
+            # Only routing needs them (a read per device: memory, or Redis in scale-out).
+            facts = await device_facts(self.hub, {e.device_id for e in events})
+        for event in events:
+            device_id, seq = event.device_id, event.seq
+            labels, profile = facts.get(device_id, UNKNOWN)
             if seq > self._engine_seq:
                 self._engine_seq = seq
-                at = parse_rfc3339(event["at"])
                 changes += self.engine.observe(
-                    device_id, labels, profile, from_status, to_status, at
+                    device_id, labels, profile, event.from_status, event.to_status, event.at
                 )
             for sub in subs:
-                if wants_transition(sub.filter, device_id, labels, profile, from_status, to_status):
+                if wants_transition(
+                    sub.filter, device_id, labels, profile, event.from_status, event.to_status
+                ):
                     deliveries.append(
                         NewDelivery(
                             sub.id,
                             str(seq),
                             device_id,
-                            transition_body(sub.format, event, labels, profile),
+                            transition_body(sub.format, event.body, labels, profile),
                             now,
                         )
                     )
-        if deliveries or last is not None:
-            await self._enqueue(deliveries, last)
+        await self._enqueue(deliveries, events[-1].seq)
         if changes:
             await self._alerts(changes)
         self._alarm.set()
@@ -286,6 +308,7 @@ class Notifier:
             return
         now = self.clock.now()
         deliveries = []
+        facts = await device_facts(self.hub, {c.alert.device_id for c in changes})
         async with self._alert_lock:
             for change in changes:
                 stored: Alert | None
@@ -303,28 +326,25 @@ class Notifier:
                     stored.device_id,
                     stored.reason.replace(" ", "_"),
                 )
-                self._publish_alert(change.action, stored)
-                deliveries += self._alert_deliveries(change.action, stored, now)
+                device = facts.get(stored.device_id, UNKNOWN)
+                await self._publish_alert(change.action, stored, device)
+                deliveries += self._alert_deliveries(change.action, stored, device, now)
         if deliveries:
             await self._enqueue(deliveries, None)
 
-    def _publish_alert(self, action: str, alert: Alert) -> None:
-        hub = self.hub
-        if not hub.broadcaster.subscribers:
-            return
-        entry = hub.entries.get(alert.device_id)
-        labels = entry.labels if entry is not None else {}
+    async def _publish_alert(self, action: str, alert: Alert, device: Facts) -> None:
+        """To stream subscribers (every instance's, in scale-out). Best effort: the
+        alert is stored and its webhooks queued whether or not this reaches them."""
         body = orjson.dumps({"type": ALERT, "action": action, "alert": alert_json(alert)})
+        try:
+            await self.hub.announce(ALERT, alert.device_id, device[0], body)
+        except LastseenError as exc:
+            log.warning("event=alert_publish_failed code=%s device=%s", exc.code, alert.device_id)
 
-        def build(stream_filter: StreamFilter) -> bytes | None:
-            return body if stream_filter.matches_device(alert.device_id, labels) else None
-
-        hub.broadcaster.publish_message(ALERT, build)
-
-    def _alert_deliveries(self, action: str, alert: Alert, now: float) -> list[NewDelivery]:
-        entry = self.hub.entries.get(alert.device_id)
-        labels = entry.labels if entry is not None else {}
-        profile = entry.profile.name if entry is not None else "default"
+    def _alert_deliveries(
+        self, action: str, alert: Alert, device: Facts, now: float
+    ) -> list[NewDelivery]:
+        labels, profile = device
         event_id = f"alert:{alert.key}:{action}"
         return [
             NewDelivery(

@@ -81,7 +81,8 @@ class FanOut:
             await self.client.aclose()
 
     def publish_device(self, fields: Mapping[str, str]) -> None:
-        """A device created/updated/deleted on any instance, to local subscribers."""
+        """A device created/updated/deleted on any instance, to local subscribers (or
+        another message about one device, named by ``k``: an alert)."""
         broadcaster = self.hub.broadcaster
         if not broadcaster.subscribers:
             return
@@ -89,7 +90,7 @@ class FanOut:
         device_id = fields["d"]
         labels: dict[str, str] = orjson.loads(fields.get("l", "{}"))
         broadcaster.publish_message(
-            DEVICE, lambda f: raw if f.matches_device(device_id, labels) else None
+            fields.get("k", DEVICE), lambda f: raw if f.matches_device(device_id, labels) else None
         )
 
     def publish(self, events: list[tuple[EventRecord, dict[str, str]]]) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -32,6 +32,7 @@ from lastseen.errors import InvalidInput, NotFound
 from lastseen.hub.api import BatchItem
 from lastseen.hub.broadcast import DEVICE, Broadcaster, Message, StreamFilter, Subscriber
 from lastseen.hub.core import MAX_ATTRIBUTES, BeatResult
+from lastseen.hub.feed import FeedItem, transition_feed
 from lastseen.presence import (
     Observation,
     Profile,
@@ -490,3 +491,34 @@ class RedisHub:
     ) -> tuple[Subscriber, AsyncIterator[Message]]:
         async with self._opening:
             return await self.reader.open(stream_filter, after)
+
+    def transitions(self, after: int) -> AsyncGenerator[list[FeedItem], None]:
+        """Every transition with seq > ``after`` fleet-wide, then live, in batches: the
+        backfill comes from the Redis stream (or the store), the live part from this
+        instance's fan-out (hub/feed.py)."""
+
+        async def open_tap(position: int) -> tuple[Subscriber, AsyncIterator[Message]]:
+            return await self.reader.open(StreamFilter(), position, tap=True)
+
+        def failed(exc: Exception) -> None:
+            self.metrics.redis_errors.inc(1.0, "feed")
+
+        return transition_feed(open_tap, self.broadcaster, after, lambda: self.stopped, failed)
+
+    async def announce(
+        self, kind: str, device_id: str, labels: Mapping[str, str], body: bytes
+    ) -> None:
+        """A message about one device (an alert) to the matching stream subscribers of
+        every instance, through the event stream (fanout.py)."""
+        k = self.keys
+        with translated():
+            await self._device_message(
+                keys=[k.seq, k.stream],
+                args=[
+                    body.decode(),
+                    orjson.dumps(dict(labels)).decode(),
+                    device_id,
+                    self.stream_max,
+                    kind,
+                ],
+            )

@@ -401,6 +401,11 @@ return 1
 #: KEYS: seq, stream. ARGV: message JSON, labels JSON, device id, stream maxlen.
 DEVICE_MESSAGE = r"""
 local seq = redis.call('GET', KEYS[1]) or '0'
+if ARGV[5] and ARGV[5] ~= '' then
+  -- another kind of message about one device (an alert): 'k' names it
+  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], seq .. '-*',
+    'm', ARGV[1], 'l', ARGV[2], 'd', ARGV[3], 'k', ARGV[5])
+end
 return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], seq .. '-*',
   'm', ARGV[1], 'l', ARGV[2], 'd', ARGV[3])
 """

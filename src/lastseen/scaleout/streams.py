@@ -41,10 +41,12 @@ class StreamReader:
         self.hub = hub
 
     async def open(
-        self, stream_filter: StreamFilter, after: int | None
+        self, stream_filter: StreamFilter, after: int | None, *, tap: bool = False
     ) -> tuple[Subscriber, AsyncIterator[Message]]:
+        """``tap``: an in-process consumer of transitions only (``Broadcaster.taps``)."""
         hub = self.hub
-        subscriber = hub.broadcaster.subscribe(stream_filter)
+        broadcaster = hub.broadcaster
+        subscriber = (broadcaster.tap if tap else broadcaster.subscribe)(stream_filter)
         upto = hub.published_seq
         if after is None:
             subscriber.skip_through = upto

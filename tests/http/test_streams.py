@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from lastseen.errors import StoreUnavailable
 from lastseen.security import Role
 from tests.http.conftest import AppFactory, Running
 
@@ -17,18 +18,17 @@ pytestmark = pytest.mark.anyio
 class Conversation:
     """One ASGI connection: what the app sent, and a way to end it from the client side."""
 
-    def __init__(self, running: Running, scope: dict[str, Any], first: dict[str, Any]) -> None:
+    def __init__(self, running: Running, scope: dict[str, Any], *received: dict[str, Any]) -> None:
         self.sent: list[dict[str, Any]] = []
         self.arrived = asyncio.Event()
         self._gone = asyncio.Event()
-        self._first: dict[str, Any] | None = first
+        self._received = list(received)  # what the client sends, in order, then waits
         self._disconnect = {"type": f"{scope['type']}.disconnect"}
         self.task = asyncio.ensure_future(running.app(scope, self._receive, self._send))
 
     async def _receive(self) -> dict[str, Any]:
-        if self._first is not None:
-            first, self._first = self._first, None
-            return first
+        if self._received:
+            return self._received.pop(0)
         await self._gone.wait()
         return self._disconnect
 
@@ -73,9 +73,13 @@ def sse(running: Running, query: str) -> Conversation:
     return Conversation(running, scope, {"type": "http.request", "body": b"", "more_body": False})
 
 
-def websocket(running: Running, query: str) -> Conversation:
+def websocket(running: Running, query: str, *texts: str) -> Conversation:
+    """A WebSocket that connects, then sends ``texts`` one after another."""
     return Conversation(
-        running, _scope("websocket", "/v1/ws", query), {"type": "websocket.connect"}
+        running,
+        _scope("websocket", "/v1/ws", query),
+        {"type": "websocket.connect"},
+        *({"type": "websocket.receive", "text": text} for text in texts),
     )
 
 
@@ -141,3 +145,44 @@ async def test_a_key_may_hold_only_so_many_streams(make_app: AppFactory) -> None
     await fourth.until(lambda sent: b": connected" in _body(sent))
     for stream in (open_streams[1], fourth):
         await stream.hang_up()
+
+
+@pytest.mark.parametrize("failing", ["open_stream", "read_snapshot"])
+async def test_a_backing_service_failing_after_the_handshake_closes_with_try_again(
+    running: Running, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    async def down(*args: object) -> None:
+        raise StoreUnavailable("store down", code="store_unavailable")
+
+    monkeypatch.setattr(running.hub, failing, down)
+    ws = websocket(running, f"token={await running.key(Role.READ)}")
+    async with asyncio.timeout(5):
+        await ws.task
+    assert ws.sent == [
+        {"type": "websocket.accept", "subprotocol": None, "headers": []},
+        {"type": "websocket.close", "code": 1013, "reason": "store_unavailable"},
+    ]
+    assert len(running.hub.broadcaster.subscribers) == 0
+
+
+async def test_a_resubscription_whose_snapshot_fails_leaves_no_subscriber_behind(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snapshot = running.hub.read_snapshot
+    calls = 0
+
+    async def second_fails(stream_filter: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise StoreUnavailable("store down", code="store_unavailable")
+        return await snapshot(stream_filter)
+
+    monkeypatch.setattr(running.hub, "read_snapshot", second_fails)
+    key = await running.key(Role.READ)
+    ws = websocket(running, f"token={key}", '{"type": "subscribe", "devices": ["pi"]}')
+    async with asyncio.timeout(5):
+        await ws.task
+    assert ws.sent[-1] == {"type": "websocket.close", "code": 1013, "reason": "store_unavailable"}
+    assert calls == 2
+    assert len(running.hub.broadcaster.subscribers) == 0

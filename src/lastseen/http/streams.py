@@ -9,6 +9,8 @@ snapshot). The WebSocket additionally opens with a ``snapshot`` unless it resume
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -18,11 +20,13 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from lastseen.errors import InvalidInput
+from lastseen.errors import InvalidInput, LastseenError, StoreError, Unavailable
 from lastseen.http import validation as v
 from lastseen.hub.api import HubAPI
 from lastseen.hub.broadcast import RESET, TRANSITION, Message, StreamFilter, Subscriber
 from lastseen.hub.core import check_device_id
+
+log = logging.getLogger("lastseen.http")
 
 #: WebSocket close codes: try again later (too slow) and policy (bad query). A stream
 #: that ends otherwise closes with its subscriber's ``close_code`` (1001 on shutdown,
@@ -128,8 +132,46 @@ async def websocket(ws: WebSocket) -> None:
         await ws.close(code=CLOSE_POLICY, reason=exc.code)
         return
     await ws.accept()
+    try:
+        await _serve(ws, hub, stream_filter, after)
+    except* (Unavailable, StoreError) as failure:
+        # Past the handshake no HTTP 503 can be sent: close with "try again later" and
+        # the error's code, so clients back off and reconnect as they do for a 503.
+        error = _leaf(failure)
+        log.warning("event=stream_failed transport=websocket code=%s", error.code)
+        with contextlib.suppress(RuntimeError, OSError):  # the socket may be gone too
+            await ws.close(code=CLOSE_TRY_AGAIN, reason=error.code)
+
+
+def _leaf(group: BaseExceptionGroup[LastseenError]) -> LastseenError:
+    """The first error in a (possibly nested) group split off by ``except*``."""
+    first: LastseenError | BaseExceptionGroup[LastseenError] = group.exceptions[0]
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first
+
+
+async def _serve(
+    ws: WebSocket, hub: HubAPI, stream_filter: StreamFilter, after: int | None
+) -> None:
     subscriber, backlog = await hub.open_stream(stream_filter, after)
     session = _Session(subscriber)
+    try:
+        await _stream(ws, hub, session, stream_filter, after, backlog)
+    except* (WebSocketDisconnect, OSError):
+        pass
+    finally:
+        hub.broadcaster.unsubscribe(session.subscriber)
+
+
+async def _stream(
+    ws: WebSocket,
+    hub: HubAPI,
+    session: _Session,
+    stream_filter: StreamFilter,
+    after: int | None,
+    backlog: AsyncIterator[Message],
+) -> None:
     if after is None:
         seq, devices = await hub.read_snapshot(stream_filter)
         await ws.send_text(
@@ -166,22 +208,19 @@ async def websocket(ws: WebSocket) -> None:
             old = session.subscriber
             session.subscriber = hub.broadcaster.subscribe(new_filter)
             # Subscribed first, so nothing is lost; what the snapshot reflects is skipped.
-            seq, devices = await hub.read_snapshot(new_filter)
+            try:
+                seq, devices = await hub.read_snapshot(new_filter)
+            finally:
+                hub.broadcaster.unsubscribe(old)
             session.subscriber.skip_through = seq
-            hub.broadcaster.unsubscribe(old)
             await ws.send_text(
                 orjson.dumps({"type": "snapshot", "seq": seq, "devices": devices}).decode()
             )
 
-    try:
-        async with asyncio.TaskGroup() as group:
-            send_task = group.create_task(sender())
-            receive_task = group.create_task(receiver())
-            send_task.add_done_callback(lambda _: receive_task.cancel())
-    except* (WebSocketDisconnect, OSError):
-        pass
-    finally:
-        hub.broadcaster.unsubscribe(session.subscriber)
+    async with asyncio.TaskGroup() as group:
+        send_task = group.create_task(sender())
+        receive_task = group.create_task(receiver())
+        send_task.add_done_callback(lambda _: receive_task.cancel())
 
 
 routes = [

@@ -5,8 +5,10 @@ heartbeats, then ``wrk`` (keep-alive connections, one request per heartbeat, a r
 device each time) drives ``POST /v1/devices/{id}/heartbeat``: the hot path. The same
 ``wrk`` run against a trivial route on the same server stack (bench/ceiling.py) gives
 the ceiling (measured before and after the hub, averaged). Then batched heartbeats
-(``POST /v1/heartbeats``, 1000 per request) are sent from several concurrent Python
-clients.
+(``POST /v1/heartbeats``, 1 000 per request) are sent by ``wrk`` too, rotating among
+pre-built bodies of randomly chosen devices, so the load generator (C, on the other
+core) does no JSON work and the hub is what is measured; the hub's own
+``lastseen_heartbeats_total`` must have grown by at least what ``wrk`` counted.
 
     .venv/bin/python -m bench.heartbeat_throughput                    # 10k and 1M, 3 runs
     .venv/bin/python -m bench.heartbeat_throughput --devices 10000 --runs 1 --seconds 3
@@ -17,14 +19,16 @@ Needs ``wrk`` (Debian package ``wrk``).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
+import random
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,21 +47,49 @@ request = function()
 end
 """
 CEILING_LUA = 'wrk.method = "POST"\n'
+# Every request is formatted once, at start; each connection then takes the next one.
+BATCH_LUA = """
+local requests = {}
+local i = 0
+init = function(args)
+  for body in io.lines(os.getenv("BODIES")) do
+    requests[#requests + 1] = wrk.format("POST", "/v1/heartbeats",
+      {["Content-Type"] = "application/json"}, body)
+  end
+end
+request = function()
+  i = i % #requests + 1
+  return requests[i]
+end
+"""
+BATCH = 1000
+#: Pre-built batch bodies ``wrk`` rotates among (each 1 000 random devices).
+BODIES = 32
+_HEARTBEATS = re.compile(rb'^lastseen_heartbeats_total\{source="heartbeat"\} ([0-9.e+]+)$', re.M)
 
 
-def wrk(url: str, seconds: float, connections: int, script: Path | None, devices: int = 0) -> float:
-    """Requests per second that wrk measured (non-2xx responses are an error)."""
+def wrk_run(
+    url: str, seconds: float, connections: int, script: Path | None, env: dict[str, str]
+) -> tuple[float, int]:
+    """Requests per second and requests completed, as wrk measured them (non-2xx
+    responses are an error); ``env`` is for the script."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s"]
     if script is not None:
         command += ["-s", str(script)]
-    env = {**os.environ, "DEVICES": str(devices), "SEED": str(time.time_ns() % 100000)}
+    env = {**os.environ, "SEED": str(time.time_ns() % 100000), **env}
     out = subprocess.run([*command, url], capture_output=True, text=True, env=env, check=True)
     if "Non-2xx" in out.stdout:
         raise RuntimeError(f"wrk saw errors:\n{out.stdout}")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
-    if match is None:
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
+    done = re.search(r"(\d+) requests in", out.stdout)
+    if rate is None or done is None:
         raise RuntimeError(out.stdout + out.stderr)
-    return float(match.group(1))
+    return float(rate.group(1)), int(done.group(1))
+
+
+def wrk(url: str, seconds: float, connections: int, script: Path | None, devices: int = 0) -> float:
+    """Requests per second that wrk measured, ``devices`` given to the script."""
+    return wrk_run(url, seconds, connections, script, {"DEVICES": str(devices)})[0]
 
 
 def _bodies(devices: int, batch: int) -> list[bytes]:
@@ -73,32 +105,38 @@ def _bodies(devices: int, batch: int) -> list[bytes]:
     ]
 
 
-async def batched(url: str, bodies: list[bytes], seconds: float, concurrency: int = 4) -> float:
-    """Heartbeats per second through POST /v1/heartbeats with ``concurrency`` clients."""
-    sent = 0
-    stop = time.monotonic() + seconds
-
-    async def worker(offset: int) -> None:
-        nonlocal sent
-        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-            index = offset
-            while time.monotonic() < stop:
-                body = bodies[index % len(bodies)]
-                response = await client.post(
-                    "/v1/heartbeats",
-                    content=body,
-                    headers={"content-type": "application/json"},
-                )
-                response.raise_for_status()
-                sent += response.json()["accepted"]
-                index += concurrency
-
-    started = time.monotonic()
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    return sent / (time.monotonic() - started)
+def _sampled_bodies(devices: int, seed: int) -> list[bytes]:
+    """``BODIES`` batches of ``BATCH`` distinct devices drawn from the whole fleet."""
+    pick = random.Random(seed)
+    size = min(BATCH, devices)
+    return [
+        orjson.dumps({"heartbeats": [{"device_id": f"dev-{i:07d}"} for i in ids]})
+        for ids in (pick.sample(range(devices), size) for _ in range(BODIES))
+    ]
 
 
-def ceiling(seconds: float, connections: int, workdir: Path) -> float:
+def _heartbeats_counted(url: str) -> float:
+    found = _HEARTBEATS.search(httpx.get(url + "/metrics").content)
+    return float(found.group(1)) if found else 0.0
+
+
+def batched(url: str, devices: int, seconds: float, connections: int, workdir: Path) -> float:
+    """Heartbeats per second through POST /v1/heartbeats, wrk posting pre-built bodies."""
+    bodies = workdir / "bodies.jsonl"
+    bodies.write_bytes(b"\n".join(_sampled_bodies(devices, time.time_ns())) + b"\n")
+    script = workdir / "batch.lua"
+    script.write_text(BATCH_LUA)
+    before = _heartbeats_counted(url)
+    rate, done = wrk_run(url, seconds, connections, script, {"BODIES": str(bodies)})
+    counted = _heartbeats_counted(url) - before
+    if counted < done * min(BATCH, devices):
+        raise RuntimeError(f"wrk completed {done} batches, the hub counted {counted} heartbeats")
+    return rate * min(BATCH, devices)
+
+
+@contextmanager
+def ceiling_server() -> Iterator[str]:
+    """The bare route's URL, served by bench/ceiling.py for as long as this is open."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bench.ceiling", str(port)])
     try:
@@ -109,18 +147,30 @@ def ceiling(seconds: float, connections: int, workdir: Path) -> float:
                 break
             except httpx.TransportError:
                 time.sleep(0.05)
-        script = workdir / "ceiling.lua"
-        script.write_text(CEILING_LUA)
-        return wrk(f"http://127.0.0.1:{port}/ping", seconds, connections, script)
+        yield f"http://127.0.0.1:{port}/ping"
     finally:
         proc.terminate()
         proc.wait()
 
 
-def run_once(devices: int, seconds: float, connections: int, workdir: Path) -> dict[str, Any]:
+def ceiling(url: str, seconds: float, connections: int, workdir: Path) -> float:
+    script = workdir / "ceiling.lua"
+    script.write_text(CEILING_LUA)
+    return wrk(url, seconds, connections, script)
+
+
+def run_once(
+    devices: int,
+    seconds: float,
+    connections: int,
+    batch_connections: int,
+    ceiling_url: str,
+    workdir: Path,
+) -> dict[str, Any]:
     # The ceiling is measured just before and just after the hub and averaged, so a
     # change in the machine's load during the run biases the ratio less.
-    before = ceiling(seconds, connections, workdir)
+    load = [os.getloadavg()[0]]
+    before = ceiling(ceiling_url, seconds, connections, workdir)
     hub = HubProcess(
         workdir / f"hub-{time.monotonic_ns()}",
         "--stale-after",
@@ -134,20 +184,20 @@ def run_once(devices: int, seconds: float, connections: int, workdir: Path) -> d
     script = workdir / "heartbeat.lua"
     script.write_text(LUA)
     try:
-        bodies = _bodies(devices, 1000)
         started = time.monotonic()
         with httpx.Client(base_url=hub.url, timeout=120) as client:
-            for body in bodies:
+            for body in _bodies(devices, BATCH):
                 client.post(
                     "/v1/heartbeats", content=body, headers={"content-type": "application/json"}
                 ).raise_for_status()
         register_seconds = time.monotonic() - started
         single = wrk(hub.url, seconds, connections, script, devices)
-        batch = asyncio.run(batched(hub.url, bodies, seconds))
+        batch = batched(hub.url, devices, seconds, batch_connections, workdir)
         rss = httpx.get(hub.url + "/healthz").json()["memory_rss"]
     finally:
         hub.stop()
-    after = ceiling(seconds, connections, workdir)
+    after = ceiling(ceiling_url, seconds, connections, workdir)
+    load.append(os.getloadavg()[0])
     top = (before + after) / 2
     return {
         "devices": devices,
@@ -158,6 +208,7 @@ def run_once(devices: int, seconds: float, connections: int, workdir: Path) -> d
         "ratio": round(single / top, 3),
         "batched_hps": round(batch),
         "hub_rss_bytes": rss,
+        "load_average_1m": load,
     }
 
 
@@ -167,14 +218,27 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--batch-connections", type=int, default=4, help="wrk connections posting batches"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     runs = []
-    with tempfile.TemporaryDirectory(prefix="lastseen-bench-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="lastseen-bench-") as tmp,
+        ceiling_server() as ceiling_url,
+    ):
         for devices in args.devices:
             for _ in range(args.runs):
-                result = run_once(devices, args.seconds, args.connections, Path(tmp))
+                result = run_once(
+                    devices,
+                    args.seconds,
+                    args.connections,
+                    args.batch_connections,
+                    ceiling_url,
+                    Path(tmp),
+                )
                 print(result, flush=True)
                 runs.append(result)
     summary = {}

@@ -14,6 +14,7 @@ from lastseen.http.answers import (
     beat_answer,
     beat_json,
     item_json,
+    online_batch,
     refusal_json,
 )
 from lastseen.hub.core import BeatResult
@@ -107,3 +108,10 @@ def test_a_batch_answer_is_orjson_of_its_dict(items: list[tuple[object, ...]]) -
             shaped.append({"device_id": given_id, "error": {"code": code, "message": message}})
     expected = {"accepted": len(items) - rejected, "rejected": rejected, "results": shaped}
     assert batch_answer(len(items) - rejected, rejected, written) == orjson.dumps(expected)
+
+
+@given(st.lists(device_ids, max_size=50))
+def test_an_all_online_batch_answer_is_orjson_of_its_dict(ids: list[str]) -> None:
+    results = [{"device_id": device_id, "status": "online"} for device_id in ids]
+    expected = {"accepted": len(ids), "rejected": 0, "results": results}
+    assert online_batch(ids) == orjson.dumps(expected)

@@ -27,6 +27,8 @@ answer), or under a root path.
 from __future__ import annotations
 
 import logging
+import operator
+from itertools import repeat
 from typing import Any
 
 from starlette.applications import Starlette
@@ -34,11 +36,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lastseen.errors import InvalidInput, LastseenError
 from lastseen.http import validation as v
-from lastseen.http.answers import batch_answer, beat_answer, item_json, refusal_json
+from lastseen.http.answers import (
+    batch_answer,
+    beat_answer,
+    item_json,
+    online_batch,
+    refusal_json,
+)
 from lastseen.http.auth import Guard
 from lastseen.http.responses import error
 from lastseen.hub.api import HubAPI
-from lastseen.hub.core import check_device_id
+from lastseen.hub.core import BeatResult, check_device_id
+from lastseen.presence import Status
 from lastseen.security import Kind, Role, Security, allows
 
 log = logging.getLogger("lastseen.http")
@@ -53,7 +62,11 @@ _BATCH_PATH = "/v1/heartbeats"
 #: What ``Ingest.route`` answers for the batch path (a device id is never empty).
 BATCH = ""
 # check_device_id's alphabet: a set test is cheaper than the regex for short ids.
-_plain = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:@-").issuperset
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:@-"
+_plain = frozenset(_ALPHABET).issuperset
+_ALPHABET_BYTES = _ALPHABET.encode()
+_device_id = operator.itemgetter("device_id")
+_status = operator.attrgetter("state.status")
 
 Item = tuple[str, dict[str, Any] | None, dict[str, float] | None]
 
@@ -109,11 +122,55 @@ def _items(body: Any, max_batch: int) -> list[Any]:
     return items
 
 
+def plain_batch(items: list[Any]) -> list[str] | None:
+    """The device ids when every item is the common one, ``{"device_id": "<valid id>"}``,
+    else None (the items are then judged one by one).
+
+    The checks run as C loops over the whole batch (``map``, ``set``, one ``join``),
+    not as Python per item: every item has one key, and it is ``device_id`` (anything
+    but a dict fails ``len`` or the lookup: JSON gives dicts, lists, strings, numbers
+    and null), every id is a string of 1-128 characters, and their concatenation is
+    ASCII with nothing left once ``check_device_id``'s alphabet is deleted.
+    """
+    try:
+        if set(map(len, items)) != {1}:
+            return None
+        ids: list[str] = list(map(_device_id, items))
+    except (TypeError, KeyError):
+        return None
+    if set(map(type, ids)) != {str}:
+        return None
+    lengths = set(map(len, ids))
+    if min(lengths) < 1 or max(lengths) > 128:
+        return None
+    try:
+        joined = "".join(ids).encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    return ids if not joined.translate(None, _ALPHABET_BYTES) else None
+
+
 async def heartbeats(hub: HubAPI, scope: Scope, receive: Receive, send: Send) -> None:
     """A gateway's batch. The envelope is all-or-nothing; items are judged one by one."""
     settings = hub.settings
     raw = await v.read_body(scope, receive, settings.max_body)
     items = _items(v.parse_json(raw), settings.max_batch)
+    ids = plain_batch(items)
+    if ids is None:
+        await _json(send, await _judged(hub, items))
+        return
+    results = await hub.heartbeats(list(zip(ids, repeat(None), repeat(None))))
+    if set(map(type, results)) == {BeatResult} and list(map(_status, results)).count(
+        Status.ONLINE
+    ) == len(results):
+        await _json(send, online_batch(ids))
+        return
+    await _json(send, _answered(hub, ids, results, []))
+
+
+async def _judged(hub: HubAPI, items: list[Any]) -> bytes:
+    """A batch of any items: each validated (refusals counted and kept in place), the
+    rest handed to the hub."""
     accepted: list[Item] = []
     # Items refused before the hub saw them: their place in the batch, their answer.
     refused: list[tuple[int, str]] = []
@@ -132,10 +189,22 @@ async def heartbeats(hub: HubAPI, scope: Scope, receive: Receive, send: Send) ->
             given = item.get("device_id") if isinstance(item, dict) else None
             given = given if isinstance(given, str) else None
             refused.append((index, refusal_json(given, exc.code, exc.message)))
+    results = await hub.heartbeats(accepted)
+    return _answered(hub, [item[0] for item in accepted], results, refused)
+
+
+def _answered(
+    hub: HubAPI,
+    ids: list[str],
+    results: list[BeatResult | InvalidInput],
+    refused: list[tuple[int, str]],
+) -> bytes:
+    """The batch's answer: the hub's results for ``ids``, ``refused`` put back in place."""
+    count = hub.metrics.rejected.inc
     rejected = len(refused)
     out: list[str] = []
     append = out.append
-    for (device_id, _, _), result in zip(accepted, await hub.heartbeats(accepted), strict=True):
+    for device_id, result in zip(ids, results, strict=True):
         if isinstance(result, LastseenError):
             rejected += 1
             count(1.0, result.code)
@@ -145,7 +214,7 @@ async def heartbeats(hub: HubAPI, scope: Scope, receive: Receive, send: Send) ->
     # In ascending order every earlier slot is already in place.
     for index, answer in refused:
         out.insert(index, answer)
-    await _json(send, batch_answer(len(out) - rejected, rejected, out))
+    return batch_answer(len(out) - rejected, rejected, out)
 
 
 class HeartbeatEndpoint:

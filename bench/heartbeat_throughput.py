@@ -4,7 +4,8 @@ For each fleet size the hub is started, every device is made online with batched
 heartbeats, then ``wrk`` (keep-alive connections, one request per heartbeat, a random
 device each time) drives ``POST /v1/devices/{id}/heartbeat``: the hot path. The same
 ``wrk`` run against a trivial route on the same server stack (bench/ceiling.py) gives
-the ceiling (measured before and after the hub, averaged). Then batched heartbeats
+the ceiling; the two alternate in one-second slices (ceiling first and last), and the
+ratio is the median of each hub slice against the ceiling slices around it. Then batched heartbeats
 (``POST /v1/heartbeats``, 1 000 per request) are sent by ``wrk`` too, rotating among
 pre-built bodies of randomly chosen devices, so the load generator (C, on the other
 core) does no JSON work and the hub is what is measured; the hub's own
@@ -29,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -120,23 +122,28 @@ def _heartbeats_counted(url: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def batched(url: str, devices: int, seconds: float, connections: int, workdir: Path) -> float:
-    """Heartbeats per second through POST /v1/heartbeats, wrk posting pre-built bodies."""
+def batched(
+    url: str, pid: int, devices: int, seconds: float, connections: int, workdir: Path
+) -> tuple[float, float]:
+    """Heartbeats per second through POST /v1/heartbeats, wrk posting pre-built bodies,
+    and the hub process's CPU time per heartbeat (µs)."""
     bodies = workdir / "bodies.jsonl"
     bodies.write_bytes(b"\n".join(_sampled_bodies(devices, time.time_ns())) + b"\n")
     script = workdir / "batch.lua"
     script.write_text(BATCH_LUA)
     before = _heartbeats_counted(url)
+    used = cpu_seconds(pid)
     rate, done = wrk_run(url, seconds, connections, script, {"BODIES": str(bodies)})
+    used = cpu_seconds(pid) - used
     counted = _heartbeats_counted(url) - before
     if counted < done * min(BATCH, devices):
         raise RuntimeError(f"wrk completed {done} batches, the hub counted {counted} heartbeats")
-    return rate * min(BATCH, devices)
+    return rate * min(BATCH, devices), used / max(1.0, counted) * 1e6
 
 
 @contextmanager
-def ceiling_server() -> Iterator[str]:
-    """The bare route's URL, served by bench/ceiling.py for as long as this is open."""
+def ceiling_server() -> Iterator[tuple[str, int]]:
+    """The bare route's URL and server pid, served by bench/ceiling.py while open."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bench.ceiling", str(port)])
     try:
@@ -147,16 +154,68 @@ def ceiling_server() -> Iterator[str]:
                 break
             except httpx.TransportError:
                 time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/ping"
+        yield f"http://127.0.0.1:{port}/ping", proc.pid
     finally:
         proc.terminate()
         proc.wait()
 
 
-def ceiling(url: str, seconds: float, connections: int, workdir: Path) -> float:
-    script = workdir / "ceiling.lua"
-    script.write_text(CEILING_LUA)
-    return wrk(url, seconds, connections, script)
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Slices:
+    """Alternating one-second wrk runs against the hub and the ceiling: the rates, and
+    the CPU time each server process used per request (on a shared machine the
+    server's share of a core varies from second to second, its cost per request much
+    less)."""
+
+    hub: list[float] = field(default_factory=list)
+    ceiling: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=lambda: {"hub": 0.0, "ceiling": 0.0})
+    done: dict[str, int] = field(default_factory=lambda: {"hub": 0, "ceiling": 0})
+
+    def ratios(self) -> list[float]:
+        """Each hub slice against the mean of the ceiling slices just before and after."""
+        tops = self.ceiling
+        return [h / ((tops[i] + tops[i + 1]) / 2) for i, h in enumerate(self.hub)]
+
+    def cpu_us(self, side: str) -> float:
+        return self.cpu[side] / max(1, self.done[side]) * 1e6
+
+
+def interleaved(
+    hub: tuple[str, int],
+    top: tuple[str, int],
+    devices: int,
+    seconds: float,
+    connections: int,
+    workdir: Path,
+) -> Slices:
+    """Hub and ceiling (url, pid) in alternating slices of a second, ceiling first and
+    last (C H C ... H C): each hub slice is bracketed by two ceiling slices, so load
+    that comes and goes on a shared machine lands on both sides of the ratio."""
+    heartbeat = workdir / "heartbeat.lua"
+    heartbeat.write_text(LUA)
+    bare = workdir / "ceiling.lua"
+    bare.write_text(CEILING_LUA)
+    out = Slices()
+
+    def one(side: str, url: str, pid: int, script: Path) -> float:
+        used = cpu_seconds(pid)
+        rate, done = wrk_run(url, 1, connections, script, {"DEVICES": str(devices)})
+        out.cpu[side] += cpu_seconds(pid) - used
+        out.done[side] += done
+        return rate
+
+    out.ceiling.append(one("ceiling", *top, bare))
+    for _ in range(max(1, round(seconds))):
+        out.hub.append(one("hub", *hub, heartbeat))
+        out.ceiling.append(one("ceiling", *top, bare))
+    return out
 
 
 def run_once(
@@ -164,13 +223,10 @@ def run_once(
     seconds: float,
     connections: int,
     batch_connections: int,
-    ceiling_url: str,
+    ceiling_server: tuple[str, int],
     workdir: Path,
 ) -> dict[str, Any]:
-    # The ceiling is measured just before and just after the hub and averaged, so a
-    # change in the machine's load during the run biases the ratio less.
     load = [os.getloadavg()[0]]
-    before = ceiling(ceiling_url, seconds, connections, workdir)
     hub = HubProcess(
         workdir / f"hub-{time.monotonic_ns()}",
         "--stale-after",
@@ -181,8 +237,6 @@ def run_once(
         "warning",
     )
     hub.start()
-    script = workdir / "heartbeat.lua"
-    script.write_text(LUA)
     try:
         started = time.monotonic()
         with httpx.Client(base_url=hub.url, timeout=120) as client:
@@ -191,22 +245,33 @@ def run_once(
                     "/v1/heartbeats", content=body, headers={"content-type": "application/json"}
                 ).raise_for_status()
         register_seconds = time.monotonic() - started
-        single = wrk(hub.url, seconds, connections, script, devices)
-        batch = batched(hub.url, devices, seconds, batch_connections, workdir)
+        assert hub.proc is not None
+        slices = interleaved(
+            (hub.url, hub.proc.pid), ceiling_server, devices, seconds, connections, workdir
+        )
+        batch, batch_cpu = batched(
+            hub.url, hub.proc.pid, devices, seconds, batch_connections, workdir
+        )
         rss = httpx.get(hub.url + "/healthz").json()["memory_rss"]
     finally:
         hub.stop()
-    after = ceiling(ceiling_url, seconds, connections, workdir)
     load.append(os.getloadavg()[0])
-    top = (before + after) / 2
+    hub_cpu, top_cpu = slices.cpu_us("hub"), slices.cpu_us("ceiling")
     return {
         "devices": devices,
         "register_seconds": round(register_seconds, 2),
-        "heartbeat_rps": round(single),
-        "ceiling_rps": round(top),
-        "ceiling_before_after": [round(before), round(after)],
-        "ratio": round(single / top, 3),
+        "heartbeat_rps": round(median(slices.hub)),
+        "ceiling_rps": round(median(slices.ceiling)),
+        "ratio": round(median(slices.ratios()), 3),
+        "slices": {
+            "heartbeat": [round(h) for h in slices.hub],
+            "ceiling": [round(t) for t in slices.ceiling],
+        },
+        "heartbeat_cpu_us": round(hub_cpu, 1),
+        "ceiling_cpu_us": round(top_cpu, 1),
+        "cpu_ratio": round(top_cpu / hub_cpu, 3),
         "batched_hps": round(batch),
+        "batched_cpu_us": round(batch_cpu, 2),
         "hub_rss_bytes": rss,
         "load_average_1m": load,
     }
@@ -227,7 +292,7 @@ def main() -> None:
     runs = []
     with (
         tempfile.TemporaryDirectory(prefix="lastseen-bench-") as tmp,
-        ceiling_server() as ceiling_url,
+        ceiling_server() as top,
     ):
         for devices in args.devices:
             for _ in range(args.runs):
@@ -236,7 +301,7 @@ def main() -> None:
                     args.seconds,
                     args.connections,
                     args.batch_connections,
-                    ceiling_url,
+                    top,
                     Path(tmp),
                 )
                 print(result, flush=True)
@@ -247,14 +312,25 @@ def main() -> None:
         mine = [r for r in runs if r["devices"] == devices]
         s = {
             k: median([r[k] for r in mine])
-            for k in ("heartbeat_rps", "ceiling_rps", "ratio", "batched_hps")
+            for k in (
+                "heartbeat_rps",
+                "ceiling_rps",
+                "ratio",
+                "heartbeat_cpu_us",
+                "ceiling_cpu_us",
+                "cpu_ratio",
+                "batched_hps",
+                "batched_cpu_us",
+            )
         }
         summary[str(devices)] = s
         rows.append(
             (
                 f"{devices} devices (median of {len(mine)})",
                 f"heartbeat {s['heartbeat_rps']:.0f} req/s  ceiling {s['ceiling_rps']:.0f} "
-                f"req/s  ratio {s['ratio']:.2f}  batched {s['batched_hps']:.0f} hb/s",
+                f"req/s  ratio {s['ratio']:.2f}  CPU per request {s['heartbeat_cpu_us']:.0f} "
+                f"vs {s['ceiling_cpu_us']:.0f} µs (ratio {s['cpu_ratio']:.2f})  "
+                f"batched {s['batched_hps']:.0f} hb/s ({s['batched_cpu_us']:.2f} µs CPU each)",
             )
         )
     print_table("HTTP heartbeat throughput", rows)

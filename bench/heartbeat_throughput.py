@@ -225,6 +225,7 @@ def run_once(
     batch_connections: int,
     ceiling_server: tuple[str, int],
     workdir: Path,
+    hub_args: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     load = [os.getloadavg()[0]]
     hub = HubProcess(
@@ -235,6 +236,7 @@ def run_once(
         "7200",
         "--log-level",
         "warning",
+        *hub_args,
     )
     hub.start()
     try:
@@ -286,7 +288,13 @@ def main() -> None:
     parser.add_argument(
         "--batch-connections", type=int, default=4, help="wrk connections posting batches"
     )
+    parser.add_argument(
+        "--flush-interval",
+        help="the hub's write-behind interval (default: the hub's); a diagnostic, to see "
+        "what writing last_seen behind costs",
+    )
     args = parser.parse_args()
+    hub_args = () if args.flush_interval is None else ("--flush-interval", args.flush_interval)
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     runs = []
@@ -303,6 +311,7 @@ def main() -> None:
                     args.batch_connections,
                     top,
                     Path(tmp),
+                    hub_args,
                 )
                 print(result, flush=True)
                 runs.append(result)

@@ -1,7 +1,8 @@
 """The ceiling: a trivial Starlette route on the same server stack as the hub.
 
 ``python -m bench.ceiling PORT`` serves ``POST /ping`` → ``{"ok": true}`` with uvicorn,
-uvloop and httptools, no access log: the fastest any route of the hub could be.
+uvloop and httptools and the server settings ``lastseen serve`` uses (no access log, no
+proxy-headers layer, no ``Server`` header): the fastest any route of the hub could be.
 """
 
 from __future__ import annotations
@@ -30,4 +31,8 @@ if __name__ == "__main__":
         http="httptools",
         access_log=False,
         log_level="warning",
+        # As lastseen serve (cli/serve.py): uvicorn's defaults would wrap the app in its
+        # proxy-headers middleware and write a Server header, work the hub does not do.
+        proxy_headers=False,
+        server_header=False,
     )

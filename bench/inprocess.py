@@ -5,8 +5,14 @@ real SQLite hub, so what is measured is exactly the Python work behind a request
 the middleware and routing (or the ingest fast path), authentication, the hub, the
 answer's JSON. The bare Starlette route of ``bench/ceiling.py`` is measured the same
 way for comparison. Times are CPU time of this process (``time.process_time``), so
-other work on a shared machine inflates them less than wall time. ``--profile
-single|batch`` adds a cProfile of that loop (stdlib only), sorted by own time.
+other work on a shared machine inflates them less than wall time, and the loops take
+turns in ``ROUNDS`` short rounds, each keeping its fastest, so load that comes and
+goes biases none of them. The hub's own
+calls (``Hub.heartbeat`` and ``Hub.heartbeats`` awaited directly, no HTTP layer) are
+timed the same way, so what the HTTP layer adds is the difference. ``--keyed`` sends
+an ingest key (``Authorization: Bearer``) to a keyed hub instead of using ``--open``.
+``--profile single|batch`` adds a cProfile of that loop (stdlib only), sorted by own
+time.
 
     .venv/bin/python -m bench.inprocess                       # 10 000 devices
     .venv/bin/python -m bench.inprocess --profile single --top 25
@@ -31,13 +37,17 @@ from bench import ceiling
 from bench.common import median, print_table, write_result
 from lastseen.http.app import create_app
 from lastseen.hub.core import Hub
+from lastseen.security import Role
 from lastseen.settings import Settings
 from lastseen.store import SQLiteStore
 
+#: Turns each loop takes (see ``measure``).
+ROUNDS = 5
 ASGI = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
-def _scope(path: str, body: bytes) -> dict[str, Any]:
+def _scope(path: str, body: bytes, key: bytes | None = None) -> dict[str, Any]:
+    auth = [] if key is None else [(b"authorization", b"Bearer " + key)]
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -52,6 +62,7 @@ def _scope(path: str, body: bytes) -> dict[str, Any]:
             (b"host", b"127.0.0.1"),
             (b"content-length", str(len(body)).encode()),
             (b"content-type", b"application/json"),
+            *auth,
         ],
         "client": ("127.0.0.1", 40000),
         "server": ("127.0.0.1", 8080),
@@ -76,47 +87,80 @@ async def drive(app: ASGI, scopes: list[dict[str, Any]], body: bytes) -> list[in
     return statuses
 
 
-async def measure(devices: int, requests: int, profile: str | None, top: int) -> dict[str, float]:
+async def measure(
+    devices: int, requests: int, profile: str | None, top: int, keyed: bool = False
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="lastseen-inprocess-") as tmp:
         settings = Settings(
-            open=True, stale_after=3600.0, offline_after=7200.0, flush_interval=3600.0
+            open=not keyed, stale_after=3600.0, offline_after=7200.0, flush_interval=3600.0
         )
         hub = Hub(settings, SQLiteStore(Path(tmp) / "hub.db"))
         app = create_app(hub)
         async with app.router.lifespan_context(app):
+            key = None
+            if keyed:
+                created = await app.state.security.keyring.create(
+                    Role.INGEST, "bench", created_by="bench"
+                )
+                key = created[1].encode()
             ids = [f"dev-{i:07d}" for i in range(devices)]
             batches = [
                 orjson.dumps({"heartbeats": [{"device_id": d} for d in ids[i : i + 1000]]})
                 for i in range(0, devices, 1000)
             ]
             for body in batches:
-                assert await drive(app, [_scope("/v1/heartbeats", body)], body) == [200]
+                assert await drive(app, [_scope("/v1/heartbeats", body, key)], body) == [200]
             single = [
-                _scope(f"/v1/devices/{ids[i % devices]}/heartbeat", b"") for i in range(requests)
+                _scope(f"/v1/devices/{ids[i % devices]}/heartbeat", b"", key)
+                for i in range(requests)
             ]
-            result: dict[str, float] = {}
-            profiler = cProfile.Profile()
-            started = time.process_time()
-            if profile == "single":
-                profiler.enable()
-            statuses = await drive(app, single, b"")
-            profiler.disable()
-            result["heartbeat_us"] = (time.process_time() - started) / requests * 1e6
-            assert set(statuses) == {200}, set(statuses)
             body = batches[0]
-            rounds = max(1, requests // 1000)
-            started = time.process_time()
-            if profile == "batch":
-                profiler.enable()
-            await drive(app, [_scope("/v1/heartbeats", body)] * rounds, body)
-            profiler.disable()
-            result["batched_us_per_heartbeat"] = (
-                (time.process_time() - started) / (rounds * 1000) * 1e6
-            )
-        bare = [_scope("/ping", b"")] * requests
-        started = time.process_time()
-        await drive(ceiling.app, bare, b"")
-        result["ceiling_us"] = (time.process_time() - started) / requests * 1e6
+            batch_scope = _scope("/v1/heartbeats", body, key)
+            items = [(d, None, None) for d in ids[:1000]]
+            bare = _scope("/ping", b"")
+            profiler = cProfile.Profile()
+
+            async def single_loop(part: list[dict[str, Any]]) -> None:
+                statuses = await drive(app, part, b"")
+                assert set(statuses) == {200}, set(statuses)
+
+            async def batch_loop(part: list[dict[str, Any]]) -> None:
+                await drive(app, [batch_scope] * max(1, len(part) // 1000), body)
+
+            async def hub_single(part: list[dict[str, Any]]) -> None:
+                for scope in part:
+                    await hub.heartbeat(scope["path"][12:-10])
+
+            async def hub_batch(part: list[dict[str, Any]]) -> None:
+                for _ in range(max(1, len(part) // 1000)):
+                    await hub.heartbeats(items)
+
+            async def ceiling_loop(part: list[dict[str, Any]]) -> None:
+                await drive(ceiling.app, [bare] * len(part), b"")
+
+            loops = {
+                "heartbeat_us": (single_loop, 1, "single"),
+                "batched_us_per_heartbeat": (batch_loop, 1000, "batch"),
+                "hub_heartbeat_us": (hub_single, 1, None),
+                "hub_batched_us_per_heartbeat": (hub_batch, 1000, None),
+                "ceiling_us": (ceiling_loop, 1, None),
+            }
+            # The loops take turns in short rounds, and each keeps its fastest round:
+            # on a shared machine, load that comes and goes then biases none of them.
+            times: dict[str, list[float]] = {name: [] for name in loops}
+            size = max(1000, requests // ROUNDS)
+            for round_ in range(ROUNDS):
+                part = single[round_ * size : (round_ + 1) * size] or single[:size]
+                for name, (loop, per, profiled) in loops.items():
+                    if profile is not None and profile == profiled:
+                        profiler.enable()
+                    started = time.process_time()
+                    await loop(part)
+                    elapsed = time.process_time() - started
+                    profiler.disable()
+                    count = len(part) if per == 1 else max(1, len(part) // 1000) * 1000
+                    times[name].append(elapsed / count * 1e6)
+            result = {name: min(values) for name, values in times.items()}
         if profile:
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
@@ -131,10 +175,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", choices=["single", "batch"], help="cProfile one loop")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--keyed", action="store_true", help="an ingest key, not --open")
     args = parser.parse_args()
     runs = []
     for _ in range(args.runs):
-        result = asyncio.run(measure(args.devices, args.requests, args.profile, args.top))
+        result = asyncio.run(
+            measure(args.devices, args.requests, args.profile, args.top, args.keyed)
+        )
         result["ratio"] = result["ceiling_us"] / result["heartbeat_us"]
         print({k: round(v, 3) for k, v in result.items()}, flush=True)
         runs.append(result)
@@ -144,8 +191,15 @@ def main() -> None:
         ("bare Starlette route", f"{summary['ceiling_us']:.1f} µs CPU per request"),
         ("ceiling / heartbeat", f"{summary['ratio']:.2f}"),
         ("batched (1000 a request)", f"{summary['batched_us_per_heartbeat']:.2f} µs per heartbeat"),
+        ("of which the hub: single", f"{summary['hub_heartbeat_us']:.1f} µs (Hub.heartbeat)"),
+        (
+            "of which the hub: batched",
+            f"{summary['hub_batched_us_per_heartbeat']:.2f} µs per heartbeat (Hub.heartbeats)",
+        ),
     ]
-    print_table(f"In-process cost, {args.devices} devices (median of {args.runs})", rows)
+    mode = "ingest key" if args.keyed else "open"
+    title = f"In-process cost, {args.devices} devices, {mode} (median of {args.runs})"
+    print_table(title, rows)
     print(f"\nwrote {write_result('inprocess', summary, runs)}")
 
 

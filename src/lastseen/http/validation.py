@@ -41,23 +41,35 @@ MAX_LABELS = 64
 MAX_LABEL_LENGTH = 256
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole request body from raw ASGI, refusing more than ``limit`` bytes.
-
-    A declared ``Content-Length`` over the limit is refused before reading a byte; a
-    chunked body is counted as it arrives and refused as soon as it passes the limit.
-    """
+def declared_length(scope: Scope, limit: int) -> int | None:
+    """The request's ``Content-Length`` (None when absent), refusing a malformed one
+    or one over ``limit`` before a byte is read."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
                 declared = int(value)
             except ValueError:
                 raise InvalidInput("Content-Length is not a number", code="invalid_body") from None
-            if declared == 0:
-                return b""  # most heartbeats: nothing to read
             if declared > limit:
                 raise PayloadTooLarge(f"body over {limit} bytes")
-            break
+            return declared
+    return None
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole request body from raw ASGI, refusing more than ``limit`` bytes.
+
+    A declared ``Content-Length`` over the limit is refused before reading a byte; a
+    chunked body is counted as it arrives and refused as soon as it passes the limit.
+    """
+    if declared_length(scope, limit) == 0:
+        return b""  # most heartbeats: nothing to read
+    return await receive_body(receive, limit)
+
+
+async def receive_body(receive: Receive, limit: int) -> bytes:
+    """The body's messages joined, refusing more than ``limit`` bytes as they arrive
+    (``read_body`` without the ``Content-Length`` check, for a caller that made it)."""
     chunks = []
     size = 0
     while True:

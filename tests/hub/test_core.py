@@ -94,11 +94,11 @@ async def test_heartbeats_delay_the_deadline_without_touching_the_heap(
 ) -> None:
     hub = await make_hub()
     await hub.heartbeat("pi-1")
-    heap_size = len(hub._heap)
+    heap_size = len(hub._deadlines)
     for _ in range(5):
         clock.advance(5.0)
         await hub.heartbeat("pi-1")
-    assert len(hub._heap) == heap_size
+    assert len(hub._deadlines) == heap_size
     # The old heap entry fires, finds the device not due, and re-arms at the real deadline.
     assert await hub.sweep(T0 + 10.0) == 0
     assert hub.next_timer() == T0 + 25.0 + 10.0

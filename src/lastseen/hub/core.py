@@ -93,12 +93,11 @@ def _seen_message(
     return orjson.dumps({"type": SEEN, "devices": chosen}) if chosen else None
 
 
-def _log_line(event: EventRecord) -> str:
-    t = event.transition
+def _log_fields(t: Transition) -> str:
+    """A transition log line's fields after device and seq (shared by a burst)."""
     return (
-        f"event=transition device={event.device_id} from={t.from_status.value} "
-        f"to={t.to_status.value} reason={t.reason.value} source={t.source.value} "
-        f"seq={event.seq} at={rfc3339(t.at)}"
+        f"from={t.from_status.value} to={t.to_status.value} reason={t.reason.value} "
+        f"source={t.source.value} at={rfc3339(t.at)}"
     )
 
 
@@ -618,36 +617,46 @@ class Hub:
         """Log, measure and fan out committed events (called by the committer)."""
         now = self.clock.now()
         wire = []
-        # One log record per commit, rendered as one line per transition: the
-        # per-call cost of logging would otherwise dominate a burst of timeouts.
-        if log.isEnabledFor(logging.INFO):
-            log.info("", extra={BATCH: [_log_line(e) for e in events]})
+        logging_on = log.isEnabledFor(logging.INFO)
+        lines: list[str] = []
         lag = self.metrics.timeout_lag
         index = self.table.index
         labels = self.table.labels
         # A burst shares Transition objects (hub/expiry.py): render each one's part
-        # of the event JSON once (``event_bytes``), keyed by identity.
-        tails: dict[int, tuple[Transition, bytes]] = {}
+        # of the event JSON (``event_bytes``) and of its log line once, keyed by
+        # identity.
+        tails: dict[int, tuple[Transition, bytes, str]] = {}
         timeout = Source.TIMEOUT
         for event in events:
             transition = event.transition
             device_id = event.device_id
+            seq = event.seq
             cached = tails.get(id(transition))
             if cached is None or cached[0] is not transition:
-                cached = tails[id(transition)] = (transition, event_tail(transition))
+                cached = tails[id(transition)] = (
+                    transition,
+                    event_tail(transition),
+                    _log_fields(transition) if logging_on else "",
+                )
             if transition.source is timeout:
                 lag.observe(max(0.0, now - transition.at))
+            if logging_on:
+                lines.append(f"event=transition device={device_id} seq={seq} {cached[2]}")
             n = index.get(device_id)
             wire.append(
                 WireEvent(
-                    event.seq,
+                    seq,
                     device_id,
                     transition.from_status,
                     transition.to_status,
                     EMPTY if n is None else labels.get(n, EMPTY),
-                    event_bytes(event.seq, device_id, cached[1]),
+                    event_bytes(seq, device_id, cached[1]),
                 )
             )
+        # One log record per commit, rendered as one line per transition: the
+        # per-call cost of logging would otherwise dominate a burst of timeouts.
+        if lines:
+            log.info("", extra={BATCH: lines})
         if events:
             self.published_seq = events[-1].seq
         self.broadcaster.publish(wire)

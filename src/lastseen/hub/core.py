@@ -28,6 +28,7 @@ import logging
 import re
 import time
 from array import array
+from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -77,6 +78,8 @@ log = logging.getLogger("lastseen.presence")
 
 #: Most attribute keys one device keeps (a heartbeat's attributes merge into them).
 MAX_ATTRIBUTES = 256
+#: Swept chunks that may wait for their commit before the sweep waits too.
+_SWEEP_AHEAD = 2
 DEVICE_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 _BEAT = Observation(Source.HEARTBEAT)
 _HEARTBEAT = Source.HEARTBEAT.value
@@ -560,7 +563,11 @@ class Hub:
 
         Work is cut into chunks that are handed to the committer without waiting for
         them, so a burst of expiries is pipelined into a few large transactions while
-        the loop still serves requests between chunks.
+        the loop still serves requests between chunks. At most ``_SWEEP_AHEAD`` chunks
+        wait for their commit: a sweep of millions of overdue deadlines (a restart)
+        never runs so far ahead of the store that one commit's snapshot and
+        publication become seconds of work on the loop, or hold the whole backlog
+        in memory.
         """
         table = self.table
         ids = table.ids
@@ -568,6 +575,7 @@ class Hub:
         deadlines = self._deadlines
         fired = 0
         chunk = self.settings.sweep_chunk
+        waiting: deque[asyncio.Future[None]] = deque()
         while True:
             now = self.clock.now() if now is None else now
             due = deadlines.take(now, chunk, scheduled)
@@ -584,10 +592,17 @@ class Hub:
                 self._advance(ids[n], n, now, changes)  # type: ignore[arg-type]
             fired += len(changes.events)
             if changes:
-                self.committer.submit(changes.ids, changes.events, changes.presence)
+                waiting.append(self.committer.submit(changes.ids, changes.events, changes.presence))
             if len(due) < chunk:
                 break
-            await asyncio.sleep(0)
+            while waiting and waiting[0].done():
+                waiting.popleft()
+            if len(waiting) > _SWEEP_AHEAD:
+                # ``wait`` rather than ``await``: cancelling the sweep must not cancel
+                # the commit's future.
+                await asyncio.wait({waiting.popleft()})
+            else:
+                await asyncio.sleep(0)
         return fired
 
     async def _timer(self) -> None:

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lastseen.hub.deadlines import bucket_of
-from lastseen.hub.expiry import deadline, expire, expire_many
+from lastseen.hub.expiry import deadline, expire_many
 from lastseen.hub.rendering import event_bytes, event_tail
 from lastseen.hub.table import STATUS_CODE, DeviceTable
 from lastseen.presence import (
@@ -22,22 +22,11 @@ from lastseen.presence import (
     next_deadline,
 )
 from lastseen.wire import event_json
+from tests.hub.strategies import states as device_states
 
 T0 = 1_800_000_000.0
 times = st.floats(min_value=T0 - 100, max_value=T0 + 100, allow_nan=False)
-states = st.builds(
-    DeviceState,
-    status=st.sampled_from(list(Status)),
-    since=times,
-    last_seen=st.none() | times,
-    last_own=st.none() | times,
-    anchor=st.none() | times,
-    reason=st.none() | st.sampled_from(list(Reason)),
-    source=st.none() | st.sampled_from(list(Source)),
-    session=st.none() | st.integers(0, 5),
-    flaps=st.lists(times, max_size=4).map(lambda t: tuple(sorted(t))),
-    flapping=st.booleans(),
-).filter(lambda s: s.flaps or not s.flapping)  # the engine never flaps with no flaps
+states = device_states(times)
 profiles = st.builds(
     lambda stale, extra, threshold, window: Profile(
         stale_after=stale, offline_after=stale + extra, flap_threshold=threshold, flap_window=window
@@ -50,17 +39,36 @@ profiles = st.builds(
 
 
 @given(states, profiles, st.floats(min_value=T0 - 100, max_value=T0 + 400, allow_nan=False))
-def test_expire_is_the_engines_advance(state: DeviceState, profile: Profile, now: float) -> None:
+def test_expire_many_is_the_engines_advance(
+    state: DeviceState, profile: Profile, now: float
+) -> None:
     table = DeviceTable()
     n = table.add("d", state, profile, T0, T0)
     step = advance(state, profile, now)
-    transitions = expire(table, n, now)
-    if transitions is None:
+    expired = expire_many(table, [n], now)
+    if expired.slow:
+        assert expired.slow == [n]
         assert table.state(n) == state  # handed back untouched
+        assert not expired.transitions
         return
-    assert transitions == step.transitions
+    assert tuple(expired.transitions) == step.transitions
+    assert expired.owners == [n] * len(step.transitions)
     assert table.state(n) == step.state
-    assert bool(transitions) == step.changed
+    assert bool(expired.transitions) == step.changed
+    # Re-armed at the engine's next deadline, in that deadline's bucket.
+    rearmed = next_deadline(step.state, profile)
+    if rearmed is None:
+        assert table.scheduled[n] != table.scheduled[n]
+        assert not expired.rearm
+    else:
+        assert table.scheduled[n] == rearmed
+        assert list(expired.rearm[bucket_of(rearmed)]) == [n]
+    moves = {k: v for k, v in expired.moves.items() if v}
+    expected: dict[tuple[int, int], int] = {}
+    for t in step.transitions:
+        key = (STATUS_CODE[t.from_status], STATUS_CODE[t.to_status])
+        expected[key] = expected.get(key, 0) + 1
+    assert moves == expected
 
 
 @given(states, profiles)
@@ -77,7 +85,7 @@ def test_a_burst_device_times_out_online_to_stale_on_the_columns() -> None:
     profile = Profile(stale_after=10, offline_after=600)
     state = DeviceState(status=Status.ONLINE, since=T0, last_seen=T0, last_own=T0, anchor=T0)
     n = table.add("d", state, profile, T0, T0)
-    (transition,) = expire(table, n, T0 + 10) or ()
+    (transition,) = expire_many(table, [n], T0 + 10).transitions
     assert (transition.from_status, transition.to_status, transition.at) == (
         Status.ONLINE,
         Status.STALE,
@@ -90,41 +98,28 @@ def test_a_burst_device_times_out_online_to_stale_on_the_columns() -> None:
     st.lists(st.tuples(states, profiles), min_size=1, max_size=8),
     st.floats(min_value=T0 - 100, max_value=T0 + 400, allow_nan=False),
 )
-def test_expire_many_is_expire_for_each_device_and_rearms_them(
+def test_expire_many_of_a_chunk_is_each_device_alone(
     devices: list[tuple[DeviceState, Profile]], now: float
 ) -> None:
     one, many = DeviceTable(), DeviceTable()
     for i, (state, profile) in enumerate(devices):
         one.add(f"d{i}", state, profile, T0, T0)
         many.add(f"d{i}", state, profile, T0, T0)
-    expired = expire_many(many, list(range(len(devices))), now)
+    chunk = expire_many(many, list(range(len(devices))), now)
     owners: list[int] = []
     transitions: list[Transition] = []
-    slow = []
+    slow: list[int] = []
     for n in range(len(devices)):
-        found = expire(one, n, now)
-        if found is None:
-            slow.append(n)
-            continue
-        owners += [n] * len(found)
-        transitions += found
+        alone = expire_many(one, [n], now)
+        slow += alone.slow
+        owners += alone.owners
+        transitions += alone.transitions
         assert many.state(n) == one.state(n)
-        rearmed = deadline(one, n)
-        if rearmed == rearmed:
-            assert many.scheduled[n] == rearmed
-            assert n in expired.rearm[bucket_of(rearmed)]
-        else:
-            assert many.scheduled[n] != many.scheduled[n]
-    assert expired.slow == slow
-    assert expired.owners == owners
-    assert expired.transitions == transitions
-    moves: dict[tuple[int, int], int] = {}
-    for t in transitions:
-        key = (STATUS_CODE[t.from_status], STATUS_CODE[t.to_status])
-        moves[key] = moves.get(key, 0) + 1
-    assert {k: v for k, v in expired.moves.items() if v} == moves
-    for n in slow:
-        assert many.state(n) == devices[n][0]  # untouched
+        assert (
+            many.scheduled.tobytes()[8 * n : 8 * n + 8]
+            == one.scheduled.tobytes()[8 * n : 8 * n + 8]
+        )
+    assert (chunk.slow, chunk.owners, chunk.transitions) == (slow, owners, transitions)
 
 
 @given(

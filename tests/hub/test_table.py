@@ -10,23 +10,12 @@ from hypothesis import strategies as st
 
 from lastseen.hub.table import EMPTY, DeviceTable, Entries
 from lastseen.presence import DeviceState, Profile, Reason, Source, Status, new_device
+from tests.hub.strategies import states as device_states
 
 T0 = 1_800_000_000.0
 PROFILE = Profile()
 times = st.floats(min_value=T0 - 1000, max_value=T0 + 1000, allow_nan=False)
-states = st.builds(
-    DeviceState,
-    status=st.sampled_from(list(Status)),
-    since=times,
-    last_seen=st.none() | times,
-    last_own=st.none() | times,
-    anchor=st.none() | times,
-    reason=st.none() | st.sampled_from(list(Reason)),
-    source=st.none() | st.sampled_from(list(Source)),
-    session=st.none() | st.integers(0, 2**40),
-    flaps=st.lists(times, max_size=4).map(tuple),
-    flapping=st.booleans(),
-)
+states = device_states(times)
 
 
 @given(states, states)

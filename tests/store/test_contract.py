@@ -525,17 +525,11 @@ async def test_device_rows_carry_what_load_devices_does(store: Store) -> None:
         DeviceRecord(
             id="full",
             profile="battery-sensor",
+            # Every presence field set, in DeviceState's field order.
             state=DeviceState(
-                status=Status.STALE,
-                since=1_700_000_123.456,
-                last_seen=1_700_000_100.125,
-                last_own=1_700_000_050.5,
-                anchor=1_700_000_099.75,
-                reason=Reason.STALE_TIMEOUT,
-                source=Source.TIMEOUT,
-                session=9_007_199_254_740_993,
-                flaps=(1_700_000_001.1, 1_700_000_002.2),
-                flapping=True,
+                *(Status.STALE, 1_700_000_123.456, 1_700_000_100.125, 1_700_000_050.5),
+                *(1_700_000_099.75, Reason.STALE_TIMEOUT, Source.TIMEOUT, 2**53 + 1),
+                *((1_700_000_001.1, 1_700_000_002.2), True),
             ),
             labels={"site": "Zürich"},
             attributes={"fw": {"v": [1, None, "x"]}},

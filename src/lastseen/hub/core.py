@@ -51,7 +51,7 @@ from lastseen.hub.broadcast import (
 )
 from lastseen.hub.committer import Committer
 from lastseen.hub.deadlines import Deadlines, bucket_of
-from lastseen.hub.expiry import Expired, expire, expire_many
+from lastseen.hub.expiry import Expired, expire_many
 from lastseen.hub.expiry import deadline as deadline_of
 from lastseen.hub.instruments import HubMetrics
 from lastseen.hub.rendering import event_bytes, event_tail
@@ -346,18 +346,26 @@ class Hub:
             self._timer_wake.set()
 
     def _advance(self, device_id: str, n: int, now: float, changes: _Changes) -> None:
+        """Apply device ``n``'s due deadlines; it has no live deadline entry."""
         table = self.table
-        transitions = expire(table, n, now)
-        if transitions is None:
-            step = advance(table.state(n), table.profile_of(n), now)
-            table.set_state(n, step.state)
-            changed, transitions = step.changed, step.transitions
-        else:
-            changed = bool(transitions)
-        if changed:
+        expired = expire_many(table, [n], now)
+        if not expired.slow:
+            self._emit_expired(expired, changes)
+            self._rearm(expired)
+            return
+        step = advance(table.state(n), table.profile_of(n), now)
+        table.set_state(n, step.state)
+        if step.changed:
             changes.presence.add(device_id)
-            self._emit(device_id, transitions, changes)
+            self._emit(device_id, step.transitions, changes)
         self._reschedule(n)
+
+    def _rearm(self, expired: Expired) -> None:
+        woken = False
+        for key, numbers in expired.rearm.items():
+            woken = self._deadlines.extend(key, numbers) or woken
+        if woken:
+            self._timer_wake.set()
 
     def _add(self, device_id: str, now: float) -> int:
         n = self.table.add(device_id, new_device(now), self.profiles.default, now, now)
@@ -582,11 +590,7 @@ class Hub:
             changes = _Changes()
             expired = expire_many(table, due, now)
             self._emit_expired(expired, changes)
-            woken = False
-            for key, numbers in expired.rearm.items():
-                woken = deadlines.extend(key, numbers) or woken
-            if woken:
-                self._timer_wake.set()
+            self._rearm(expired)
             for n in expired.slow:
                 scheduled[n] = NAN
                 self._advance(ids[n], n, now, changes)  # type: ignore[arg-type]

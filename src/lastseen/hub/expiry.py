@@ -3,11 +3,11 @@
 A device that is ``online`` or ``stale``, not flapping and with an anchor (nearly every
 device a sweep meets) can only time out one way: ``online → stale`` at ``anchor +
 stale_after`` (or straight to ``offline`` when ``stale_after >= offline_after``), then
-``stale → offline`` at ``max(anchor + offline_after, since)``. ``expire`` applies those
-on the columns of ``DeviceTable`` exactly as the engine's ``advance`` would, and hands
-every other case (flapping, or a timeout that would make the device flap) back to the
-engine. ``deadline`` is ``next_deadline`` on the columns, for re-arming. Tests check
-both against the engine (tests/hub/test_expiry.py).
+``stale → offline`` at ``max(anchor + offline_after, since)``. ``expire_many`` applies those
+on the columns of ``DeviceTable`` exactly as the engine's ``advance`` would, re-arms
+each device's next deadline, and hands every other case (flapping, or a timeout that
+would make the device flap) back to the engine. ``deadline`` is ``next_deadline`` on
+the columns. Tests check both against the engine (tests/hub/test_expiry.py).
 """
 
 from __future__ import annotations
@@ -49,56 +49,6 @@ def deadline(table: DeviceTable, n: int) -> float:
         return anchor + profile.stale_after
     found = next_deadline(table.state(n), table.profile_of(n))
     return NAN if found is None else found
-
-
-def expire(table: DeviceTable, n: int, now: float) -> tuple[Transition, ...] | None:
-    """Apply device ``n``'s timeouts due at ``now`` on the columns; the transitions
-    (``()`` if none was due), or None when the engine must decide (nothing written)."""
-    status = table.status[n]
-    if table.flapping[n] or status not in (ONLINE, STALE):
-        return None
-    anchor = table.anchor[n]
-    if anchor != anchor:
-        return None
-    profile = table.profiles[table.profile[n]]
-    since = table.since[n]
-    flaps = table.flaps.get(n)
-    if flaps is None:
-        flap = table.flap[n]
-        flaps = () if flap != flap else (flap,)
-    threshold = profile.flap_threshold
-    transitions: list[Transition] = []
-    applied = 0
-    while True:
-        if status == STALE:
-            at = max(anchor + profile.offline_after, since)
-            to, reason = _OFFLINE, _OFFLINE_TIMEOUT
-        elif status == ONLINE:
-            if profile.stale_after >= profile.offline_after:
-                at = anchor + profile.offline_after
-                to, reason = _OFFLINE, _OFFLINE_TIMEOUT
-            else:
-                at = anchor + profile.stale_after
-                to, reason = STALE, _STALE_TIMEOUT
-        else:
-            break
-        if at > now:
-            break
-        window_start = at - profile.flap_window
-        flaps = (*tuple(t for t in flaps if t > window_start)[-threshold:], at)
-        if len(flaps) > threshold:
-            return None  # it starts flapping: the engine's path
-        transitions.append(
-            Transition(STATUSES[status], STATUSES[to], at, REASONS[reason], Source.TIMEOUT)
-        )
-        status, since, applied = to, at, reason
-    if transitions:
-        table.status[n] = status
-        table.since[n] = since
-        table.reason[n] = applied
-        table.source[n] = _TIMEOUT
-        table.set_flaps(n, flaps)
-    return tuple(transitions)
 
 
 class Expired:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from lastseen.clock import ManualClock
 from lastseen.errors import InvalidInput, NotFound
 from lastseen.hub.broadcast import RESET, TRANSITION, StreamFilter
 from lastseen.hub.core import Hub
+from lastseen.logs import BATCH
 from lastseen.presence import Observation, Reason, Source, Status
 from lastseen.store import DeviceQuery, EventRecord
 from tests.hub.conftest import T0, CountingStore, HubFactory
@@ -94,11 +97,11 @@ async def test_heartbeats_delay_the_deadline_without_touching_the_heap(
 ) -> None:
     hub = await make_hub()
     await hub.heartbeat("pi-1")
-    heap_size = len(hub._heap)
+    heap_size = len(hub._deadlines)
     for _ in range(5):
         clock.advance(5.0)
         await hub.heartbeat("pi-1")
-    assert len(hub._heap) == heap_size
+    assert len(hub._deadlines) == heap_size
     # The old heap entry fires, finds the device not due, and re-arms at the real deadline.
     assert await hub.sweep(T0 + 10.0) == 0
     assert hub.next_timer() == T0 + 25.0 + 10.0
@@ -285,4 +288,21 @@ async def test_a_long_backfill_is_read_page_by_page_in_order(
     live = [await subscriber.get(timeout=1.0) for _ in range(2)]
     assert [(m[0], m[1]) for m in live if m is not None and m[0] == TRANSITION] == [
         (TRANSITION, 1201)
+    ]
+
+
+async def test_a_swept_burst_logs_one_line_per_transition(
+    make_hub: HubFactory, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub = await make_hub()
+    await hub.heartbeats([("a", None, None), ("b", None, None)])
+    caplog.set_level(logging.INFO, logger="lastseen.presence")
+    caplog.clear()
+    assert await hub.sweep(T0 + 10.0) == 2
+    await hub.committer.submit(())  # the sweep's commit is published before this one
+    lines = [line for r in caplog.records for line in getattr(r, BATCH, [])]
+    assert lines == [
+        f"event=transition device={d} seq={seq} from=online to=stale "
+        f"reason=timeout:stale_after source=timeout at=2027-01-15T08:00:10.000Z"
+        for d, seq in (("a", 3), ("b", 4))
     ]

@@ -8,23 +8,11 @@ from hypothesis import strategies as st
 from lastseen.hub.core import refreshed
 from lastseen.presence import DeviceState, Observation, Profile, Source, Status, observe
 from lastseen.presence.engine import next_deadline
-from lastseen.presence.status import Reason
+from tests.hub.strategies import states as device_states
 
 T0 = 1_800_000_000.0
 times = st.floats(min_value=T0 - 1000, max_value=T0 + 1000, allow_nan=False)
-states = st.builds(
-    DeviceState,
-    status=st.sampled_from(list(Status)),
-    since=times,
-    last_seen=st.none() | times,
-    last_own=st.none() | times,
-    anchor=st.none() | times,
-    reason=st.none() | st.sampled_from(list(Reason)),
-    source=st.none() | st.sampled_from(list(Source)),
-    session=st.none() | st.integers(0, 5),
-    flaps=st.lists(times, max_size=3).map(tuple),
-    flapping=st.booleans(),
-).filter(lambda s: s.flaps or not s.flapping)  # the engine never flaps with no flaps
+states = device_states(times)
 profiles = st.tuples(
     st.floats(min_value=0.5, max_value=500), st.floats(min_value=0.0, max_value=500)
 ).map(lambda t: Profile(stale_after=t[0], offline_after=t[0] + t[1]))

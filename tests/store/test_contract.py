@@ -11,7 +11,8 @@ import random
 import pytest
 
 from lastseen.errors import StoreError
-from lastseen.presence import DeviceState, Reason, Source, Status, Transition
+from lastseen.hub.table import DeviceTable
+from lastseen.presence import DeviceState, Profile, Reason, Source, Status, Transition
 from lastseen.store import Batch, DeviceQuery, DeviceRecord, EventRecord, PresenceUpdate, Store
 from tests.store.conftest import Backend
 
@@ -517,3 +518,40 @@ async def test_size_bytes_is_positive(store: Store) -> None:
     assert await store.size_bytes() > 0
     await store.apply(Batch(upserts=[device(f"d{i}") for i in range(100)]))
     assert await store.size_bytes() > 0
+
+
+async def test_device_rows_carry_what_load_devices_does(store: Store) -> None:
+    records = [
+        DeviceRecord(
+            id="full",
+            profile="battery-sensor",
+            # Every presence field set, in DeviceState's field order.
+            state=DeviceState(
+                *(Status.STALE, 1_700_000_123.456, 1_700_000_100.125, 1_700_000_050.5),
+                *(1_700_000_099.75, Reason.STALE_TIMEOUT, Source.TIMEOUT, 2**53 + 1),
+                *((1_700_000_001.1, 1_700_000_002.2), True),
+            ),
+            labels={"site": "Zürich"},
+            attributes={"fw": {"v": [1, None, "x"]}},
+            metrics={"temp_c": 41.25},
+            created_at=1_600_000_000.001,
+            updated_at=1_700_000_123.999,
+        ),
+        DeviceRecord(id="bare", profile="default", state=DeviceState()),
+        device("one-flap", status=Status.ONLINE),
+    ]
+    await store.apply(Batch(upserts=records))
+    rows = await store.device_rows()
+    assert sorted(row[0] for row in rows) == ["bare", "full", "one-flap"]
+    # Decoded the way the embedded hub loads them, they are the stored devices.
+    table = DeviceTable()
+    table.load(rows, lambda name: Profile(name=name))
+    for record in records:
+        n = table.index[record.id]
+        assert table.state(n) == record.state
+        assert table.profile_of(n).name == record.profile
+        assert dict(table.labels.get(n, {})) == record.labels
+        assert dict(table.attributes.get(n, {})) == record.attributes
+        assert dict(table.metrics.get(n, {})) == record.metrics
+        assert (table.created_at[n], table.updated_at[n]) == (record.created_at, record.updated_at)
+    assert await store.device_rows() == rows

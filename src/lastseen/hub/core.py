@@ -1,4 +1,4 @@
-"""The embedded hub: hot presence in memory, durability in the store, deadlines on a heap.
+"""The embedded hub: hot presence in memory, durability in the store, deadlines in buckets.
 
 One event loop owns all device state, so every state change is atomic by
 construction (no locks, no read-modify-write races between a heartbeat and a
@@ -10,25 +10,28 @@ then either
 * only moves ``last_seen`` (an online device beating again): no SQL write, the row
   is marked dirty for the write-behind flush.
 
-Deadlines live in a heap of ``(deadline, device_id)``. A heartbeat only ever moves a
-device's deadline *later*, so it does not touch the heap: the old entry fires, the
-sweeper sees the device is not due yet and pushes the real deadline. Each device
-therefore has at most one live heap entry (``Entry.scheduled``) and the hot path
-stays O(1).
+Hot state is columnar (``hub/table.py``): a device is a number, its fields live in
+arrays, and ``entries`` is a read-only mapping view over them. Deadlines are device
+numbers in millisecond buckets (``hub/deadlines.py``). A heartbeat only ever moves a
+device's deadline *later*, so it does not touch them: the old entry fires, the
+sweeper sees the device is not due yet and adds the real deadline. Each device
+therefore has at most one live deadline entry (the table's ``scheduled`` column) and
+the hot path stays O(1). The sweep applies timeouts on the columns
+(``hub/expiry.py``) and leaves the rarer cases to the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import heapq
 import logging
 import re
 import time
+from array import array
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -47,8 +50,13 @@ from lastseen.hub.broadcast import (
     WireEvent,
 )
 from lastseen.hub.committer import Committer
+from lastseen.hub.deadlines import Deadlines, bucket_of
+from lastseen.hub.expiry import Expired, expire_many
+from lastseen.hub.expiry import deadline as deadline_of
 from lastseen.hub.feed import FeedItem, transition_feed
 from lastseen.hub.instruments import HubMetrics
+from lastseen.hub.rendering import event_bytes, event_tail
+from lastseen.hub.table import EMPTY, NAN, STATUSES, DeviceTable, Entries, Row
 from lastseen.logs import BATCH
 from lastseen.presence import (
     DeviceState,
@@ -59,21 +67,21 @@ from lastseen.presence import (
     Transition,
     advance,
     new_device,
-    next_deadline,
     observe,
 )
 from lastseen.retention import prune_forever
 from lastseen.settings import Settings
 from lastseen.store import DeviceQuery, DeviceRecord, EventRecord, PresenceUpdate, Store
 from lastseen.timefmt import rfc3339
-from lastseen.wire import compact, device_json, event_json
+from lastseen.wire import device_json, event_json
 
 log = logging.getLogger("lastseen.presence")
 
 #: Most attribute keys one device keeps (a heartbeat's attributes merge into them).
 MAX_ATTRIBUTES = 256
+#: Swept chunks that may wait for their commit before the sweep waits too.
+_SWEEP_AHEAD = 2
 DEVICE_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
 _BEAT = Observation(Source.HEARTBEAT)
 _HEARTBEAT = Source.HEARTBEAT.value
 
@@ -89,12 +97,11 @@ def _seen_message(
     return orjson.dumps({"type": SEEN, "devices": chosen}) if chosen else None
 
 
-def _log_line(event: EventRecord) -> str:
-    t = event.transition
+def _log_fields(t: Transition) -> str:
+    """A transition log line's fields after device and seq (shared by a burst)."""
     return (
-        f"event=transition device={event.device_id} from={t.from_status.value} "
-        f"to={t.to_status.value} reason={t.reason.value} source={t.source.value} "
-        f"seq={event.seq} at={rfc3339(t.at)}"
+        f"from={t.from_status.value} to={t.to_status.value} reason={t.reason.value} "
+        f"source={t.source.value} at={rfc3339(t.at)}"
     )
 
 
@@ -146,43 +153,6 @@ def refreshed(state: DeviceState, scheduled: float | None, now: float) -> Device
     )
 
 
-class Entry:
-    """A device's hot state. Mutated only on the event loop.
-
-    ``scheduled`` is the deadline of this device's live heap entry, if any.
-    """
-
-    __slots__ = (
-        "attributes",
-        "created_at",
-        "labels",
-        "metrics",
-        "profile",
-        "scheduled",
-        "state",
-        "updated_at",
-    )
-
-    def __init__(
-        self,
-        state: DeviceState,
-        profile: Profile,
-        labels: Mapping[str, str] = _EMPTY,
-        attributes: Mapping[str, Any] = _EMPTY,
-        metrics: Mapping[str, Any] = _EMPTY,
-        created_at: float = 0.0,
-        updated_at: float = 0.0,
-    ) -> None:
-        self.state = state
-        self.profile = profile
-        self.labels = labels
-        self.attributes = attributes
-        self.metrics = metrics
-        self.created_at = created_at
-        self.updated_at = updated_at
-        self.scheduled: float | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class BeatResult:
     device_id: str
@@ -211,7 +181,10 @@ class Hub:
         self.profiles = settings.profiles
         self.store = store
         self.clock = clock or SystemClock()
-        self.entries: dict[str, Entry] = {}
+        #: Every device's hot state, in columns (see ``hub/table.py``).
+        self.table = DeviceTable()
+        #: A read-only ``Mapping`` of device id → ``Row`` over the table.
+        self.entries = Entries(self.table)
         self.seq = 0
         self.started_at = time.time()
         self.status_counts = dict.fromkeys(Status, 0)
@@ -230,7 +203,7 @@ class Hub:
             rows_written=self.metrics.rows_written,
             failures=self.metrics.commit_failures,
         )
-        self._heap: list[tuple[float, str]] = []
+        self._deadlines = Deadlines()
         self._timer_wake = asyncio.Event()
         self._seen: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -241,13 +214,15 @@ class Hub:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, *, timers: bool = True) -> None:
-        """Open the store, rebuild hot state and the deadline heap, run.
+        """Open the store, rebuild hot state and the deadlines, run.
 
-        Deadlines that passed while the hub was down are on the heap like any other
-        and the timer fires them at once, in chunks, stamped at their deadlines:
-        exactly as if the hub had been running. The hub serves meanwhile, and reads
-        show those devices as the engine judges them now (see ``view``), so a large
-        fleet does not keep the hub unavailable while its backlog is committed.
+        Device rows are read from the store as raw columns and decoded straight into
+        the table (no record or state object per device). Deadlines that passed while
+        the hub was down are in the deadline buckets like any other and the timer
+        fires them at once, in chunks, stamped at their deadlines: exactly as if the
+        hub had been running. The hub serves meanwhile, and reads show those devices
+        as the engine judges them now (see ``view``), so a large fleet does not keep
+        the hub unavailable while its backlog is committed.
 
         ``timers=False`` starts only the committer: tests then drive time themselves
         with ``sweep(now)`` and a manual clock.
@@ -255,32 +230,17 @@ class Hub:
         await self.store.open()
         self.seq = self.published_seq = await self.store.last_seq()
         now = self.clock.now()
-        heap = self._heap
+        table = self.table
+        table.load(await self.store.device_rows(), self._profile_or_default)
         counts = self.status_counts
-        overdue = 0
-        for record in await self.store.load_devices():
-            entry = Entry(
-                record.state,
-                self._profile_or_default(record.profile),
-                record.labels,
-                record.attributes,
-                record.metrics,
-                record.created_at,
-                record.updated_at,
-            )
-            self.entries[record.id] = entry
-            counts[record.state.status] += 1
-            deadline = next_deadline(entry.state, entry.profile)
-            if deadline is not None:
-                entry.scheduled = deadline
-                heap.append((deadline, record.id))
-                overdue += deadline <= now
-        heapq.heapify(heap)
-        # A million device entries live as long as the process: move them out of the
-        # cyclic collector's sight so full collections stay short.
+        for status, count in zip(STATUSES, table.status_histogram(), strict=True):
+            counts[status] += count
+        overdue = self._arm_all(now)
+        # Whatever the load allocated lives as long as the process: move it out of
+        # the cyclic collector's sight so full collections stay short.
         gc.collect()
         gc.freeze()
-        log.info("event=loaded devices=%d overdue=%d seq=%d", len(self.entries), overdue, self.seq)
+        log.info("event=loaded devices=%d overdue=%d seq=%d", len(table), overdue, self.seq)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.committer.run(), name="committer")]
         if timers:
@@ -297,6 +257,30 @@ class Hub:
                     name="pruner",
                 ),
             ]
+
+    def _arm_all(self, now: float) -> int:
+        """Schedule every loaded device's next deadline; how many are overdue."""
+        table = self.table
+        scheduled = table.scheduled
+        buckets: dict[int, array[int]] = {}
+        overdue = 0
+        for n, device_id in enumerate(table.ids):
+            if device_id is None:
+                continue
+            due = deadline_of(table, n)
+            if due != due:
+                continue
+            scheduled[n] = due
+            overdue += due <= now
+            key = bucket_of(due)
+            bucket = buckets.get(key)
+            if bucket is None:
+                buckets[key] = array("I", (n,))
+            else:
+                bucket.append(n)
+        for key, numbers in buckets.items():
+            self._deadlines.extend(key, numbers)
+        return overdue
 
     async def stop(self) -> None:
         """Flush write-behind and pending commits, close streams, close the store."""
@@ -318,39 +302,76 @@ class Hub:
 
     # ------------------------------------------------------------------ state changes
 
-    def _emit(
-        self, device_id: str, entry: Entry, transitions: Sequence[Transition], changes: _Changes
-    ) -> None:
+    def _emit(self, device_id: str, transitions: Sequence[Transition], changes: _Changes) -> None:
         counts = self.status_counts
+        events = changes.events
+        inc = self.metrics.transitions.inc
         for transition in transitions:
             self.seq += 1
-            changes.events.append(EventRecord(self.seq, device_id, transition))
+            events.append(EventRecord(self.seq, device_id, transition))
             counts[transition.from_status] -= 1
             counts[transition.to_status] += 1
-            self.metrics.transitions.inc(
-                1.0, transition.from_status.value, transition.to_status.value
-            )
+            inc(1.0, transition.from_status.value, transition.to_status.value)
 
-    def _reschedule(self, device_id: str, entry: Entry) -> None:
-        deadline = next_deadline(entry.state, entry.profile)
-        if deadline is None:
+    def _emit_expired(self, expired: Expired, changes: _Changes) -> None:
+        """``_emit`` for the transitions of a swept chunk, counted per status pair."""
+        ids = self.table.ids
+        events = changes.events
+        presence = changes.presence
+        seq = self.seq
+        for n, transition in zip(expired.owners, expired.transitions, strict=True):
+            seq += 1
+            device_id: str = ids[n]  # type: ignore[assignment]
+            events.append(EventRecord(seq, device_id, transition))
+            presence.add(device_id)
+        self.seq = seq
+        counts = self.status_counts
+        inc = self.metrics.transitions.inc
+        for (before, after), count in expired.moves.items():
+            if count:
+                counts[STATUSES[before]] -= count
+                counts[STATUSES[after]] += count
+                inc(float(count), STATUSES[before].value, STATUSES[after].value)
+
+    def _reschedule(self, n: int) -> None:
+        table = self.table
+        deadline = deadline_of(table, n)
+        if deadline != deadline:
             return
-        scheduled = entry.scheduled
+        scheduled = table.scheduled[n]
         # An existing earlier entry will fire first and re-check; never add a second.
-        if scheduled is not None and scheduled <= deadline:
+        if scheduled <= deadline:
             return
-        entry.scheduled = deadline
-        heapq.heappush(self._heap, (deadline, device_id))
-        if self._heap[0][1] == device_id:
+        table.scheduled[n] = deadline
+        if self._deadlines.add(deadline, n):
             self._timer_wake.set()
 
-    def _advance(self, device_id: str, entry: Entry, now: float, changes: _Changes) -> None:
-        step = advance(entry.state, entry.profile, now)
-        entry.state = step.state
+    def _advance(self, device_id: str, n: int, now: float, changes: _Changes) -> None:
+        """Apply device ``n``'s due deadlines; it has no live deadline entry."""
+        table = self.table
+        expired = expire_many(table, [n], now)
+        if not expired.slow:
+            self._emit_expired(expired, changes)
+            self._rearm(expired)
+            return
+        step = advance(table.state(n), table.profile_of(n), now)
+        table.set_state(n, step.state)
         if step.changed:
             changes.presence.add(device_id)
-            self._emit(device_id, entry, step.transitions, changes)
-        self._reschedule(device_id, entry)
+            self._emit(device_id, step.transitions, changes)
+        self._reschedule(n)
+
+    def _rearm(self, expired: Expired) -> None:
+        woken = False
+        for key, numbers in expired.rearm.items():
+            woken = self._deadlines.extend(key, numbers) or woken
+        if woken:
+            self._timer_wake.set()
+
+    def _add(self, device_id: str, now: float) -> int:
+        n = self.table.add(device_id, new_device(now), self.profiles.default, now, now)
+        self.status_counts[Status.UNKNOWN] += 1
+        return n
 
     def _observe(
         self,
@@ -362,26 +383,26 @@ class Hub:
         attributes: Mapping[str, Any] | None = None,
         metrics: Mapping[str, Any] | None = None,
         register: bool = True,
-    ) -> Entry:
-        entry = self.entries.get(device_id)
-        if entry is None:
+    ) -> BeatResult:
+        table = self.table
+        n = table.index.get(device_id)
+        if n is None:
             if not register:
                 raise NotFound(f"no device {device_id!r}")
-            entry = Entry(new_device(now), self.profiles.default, created_at=now, updated_at=now)
-            self.entries[device_id] = entry
-            self.status_counts[Status.UNKNOWN] += 1
+            n = self._add(device_id, now)
             changes.ids.add(device_id)
             # No "device created" message: the unknown → online transition that
             # follows in this same commit tells subscribers everything they need.
-        step = observe(entry.state, observation, entry.profile, now)
-        entry.state = step.state
+        profile = table.profile_of(n)
+        step = observe(table.state(n), observation, profile, now)
+        table.set_state(n, step.state)
         if attributes:
-            entry.attributes = {**entry.attributes, **attributes}
+            table.attributes[n] = {**table.attributes.get(n, EMPTY), **attributes}
         if metrics:
-            entry.metrics = dict(metrics)
+            table.metrics[n] = dict(metrics)
         if step.changed:
             changes.presence.add(device_id)
-            self._emit(device_id, entry, step.transitions, changes)
+            self._emit(device_id, step.transitions, changes)
         if device_id in changes.ids:
             pass  # a full row is part of this operation's commit already
         elif attributes or metrics:
@@ -390,26 +411,16 @@ class Hub:
             self.committer.mark_seen(device_id)
         if step.state.last_seen == now:
             self._seen.add(device_id)
-        self._reschedule(device_id, entry)
-        return entry
-
-    def _refresh(self, device_id: str, entry: Entry, now: float) -> bool:
-        """The hot path (see ``refreshed``): True when applied here."""
-        state = refreshed(entry.state, entry.scheduled, now)
-        if state is None:
-            return False
-        entry.state = state
-        self.committer.mark_seen(device_id)
-        self._seen.add(device_id)
-        return True
+        self._reschedule(n)
+        return BeatResult(device_id, step.state, profile)
 
     def _check_attributes(self, device_id: str, attributes: Mapping[str, Any] | None) -> None:
         """Attributes merge into the stored ones; refuse a merge past the cap, so no
         device can grow its state without bound 256 keys at a time."""
         if not attributes:
             return
-        entry = self.entries.get(device_id)
-        current = entry.attributes if entry is not None else _EMPTY
+        n = self.table.index.get(device_id)
+        current = EMPTY if n is None else self.table.attributes.get(n, EMPTY)
         if len(current) + len(attributes) <= MAX_ATTRIBUTES:
             return
         if len(current.keys() | attributes.keys()) > MAX_ATTRIBUTES:
@@ -440,13 +451,17 @@ class Hub:
         """A sign of life from the device itself."""
         now = self.clock.now()
         if source is Source.HEARTBEAT and not (attributes or metrics):
-            entry = self.entries.get(device_id)
-            if entry is not None and self._refresh(device_id, entry, now):
+            table = self.table
+            n = table.index.get(device_id)
+            # The hot path (see ``refreshed``), on the columns.
+            if n is not None and table.refresh(n, now):
+                self.committer.mark_seen(device_id)
+                self._seen.add(device_id)
                 self.metrics.heartbeats.inc(1.0, _HEARTBEAT)
-                return BeatResult(device_id, entry.state, entry.profile)
+                return BeatResult(device_id, table.state(n), table.profile_of(n))
         self._check_attributes(device_id, attributes)
         changes = _Changes()
-        entry = self._observe(
+        result = self._observe(
             device_id,
             Observation(source),
             now,
@@ -457,7 +472,7 @@ class Hub:
         )
         self.metrics.heartbeats.inc(1.0, source.value)
         await self._commit(changes)
-        return BeatResult(device_id, entry.state, entry.profile)
+        return result
 
     async def heartbeats(
         self, items: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[str, Any] | None]]
@@ -468,32 +483,26 @@ class Hub:
         changes = _Changes()
         results: list[BeatResult | InvalidInput] = []
         applied = 0
-        entries = self.entries
+        table = self.table
+        index = table.index
         seen: list[str] = []
         for device_id, attributes, metrics in items:
             if not (attributes or metrics):
-                entry = entries.get(device_id)
-                if entry is not None:
-                    state = refreshed(entry.state, entry.scheduled, now)
-                    if state is not None:
-                        entry.state = state
-                        seen.append(device_id)
-                        results.append(BeatResult(device_id, state, entry.profile))
-                        continue
+                n = index.get(device_id)
+                if n is not None and table.refresh(n, now):
+                    seen.append(device_id)
+                    results.append(BeatResult(device_id, table.state(n), table.profile_of(n)))
+                    continue
             try:
                 self._check_attributes(device_id, attributes)
             except InvalidInput as exc:
                 results.append(exc)
                 continue
-            entry = self._observe(
-                device_id,
-                _BEAT,
-                now,
-                changes,
-                attributes=attributes,
-                metrics=metrics,
+            results.append(
+                self._observe(
+                    device_id, _BEAT, now, changes, attributes=attributes, metrics=metrics
+                )
             )
-            results.append(BeatResult(device_id, entry.state, entry.profile))
             applied += 1
         self.committer.mark_seen_many(seen)
         self._seen.update(seen)
@@ -510,9 +519,9 @@ class Hub:
             raise ValueError("a manual observation needs a target status other than unknown")
         now = self.clock.now()
         changes = _Changes()
-        entry = self._observe(device_id, observation, now, changes, register=register)
+        result = self._observe(device_id, observation, now, changes, register=register)
         await self._commit(changes)
-        return BeatResult(device_id, entry.state, entry.profile)
+        return result
 
     async def put_device(
         self,
@@ -526,32 +535,32 @@ class Hub:
             raise InvalidInput(f"no profile called {profile!r}", code="unknown_profile")
         now = self.clock.now()
         changes = _Changes()
-        entry = self.entries.get(device_id)
-        created = entry is None
-        if entry is None:
-            entry = Entry(new_device(now), self.profiles.default, created_at=now)
-            self.entries[device_id] = entry
-            self.status_counts[Status.UNKNOWN] += 1
-        if profile is not None and profile != entry.profile.name:
-            entry.profile = self.profiles.get(profile)
+        table = self.table
+        n = table.index.get(device_id)
+        created = n is None
+        if n is None:
+            n = self._add(device_id, now)
+        if profile is not None and profile != table.profile_of(n).name:
+            table.profile[n] = table.profile_code(self.profiles.get(profile))
             # A different profile means different deadlines: apply any now due, and
-            # schedule the new one (it may be earlier than the one on the heap).
-            entry.scheduled = None
-            self._advance(device_id, entry, now, changes)
+            # schedule the new one (it may be earlier than the one scheduled).
+            table.scheduled[n] = NAN
+            self._advance(device_id, n, now, changes)
         if labels is not None:
-            entry.labels = dict(labels)
-        entry.updated_at = now
+            table.set_side(table.labels, n, dict(labels))
+        table.updated_at[n] = now
         changes.ids.add(device_id)
-        self._publish_device("created" if created else "updated", device_id, entry)
+        self._publish_device("created" if created else "updated", device_id, n)
         await self._commit(changes)
-        return self.record(device_id, entry), created
+        return self._record(device_id, n), created
 
     async def delete_device(self, device_id: str) -> None:
-        entry = self.entries.pop(device_id, None)
-        if entry is None:
+        table = self.table
+        n = table.index.get(device_id)
+        if n is None:
             raise NotFound(f"no device {device_id!r}")
-        self.status_counts[entry.state.status] -= 1
-        entry.scheduled = None
+        self.status_counts[STATUSES[table.status[n]]] -= 1
+        table.remove(device_id)
         self._seen.discard(device_id)
         self._publish_device("deleted", device_id, None)
         await self._commit(_Changes(ids={device_id}))
@@ -559,37 +568,49 @@ class Hub:
     # ------------------------------------------------------------------ timeouts
 
     def next_timer(self) -> float | None:
-        return self._heap[0][0] if self._heap else None
+        return self._deadlines.first()
 
     async def sweep(self, now: float | None = None) -> int:
         """Fire every deadline due at ``now`` (default: the clock); returns transitions.
 
         Work is cut into chunks that are handed to the committer without waiting for
         them, so a burst of expiries is pipelined into a few large transactions while
-        the loop still serves requests between chunks.
+        the loop still serves requests between chunks. At most ``_SWEEP_AHEAD`` chunks
+        wait for their commit: a sweep of millions of overdue deadlines (a restart)
+        never runs so far ahead of the store that one commit's snapshot and
+        publication become seconds of work on the loop, or hold the whole backlog
+        in memory.
         """
-        heap = self._heap
-        entries = self.entries
+        table = self.table
+        ids = table.ids
+        scheduled = table.scheduled
+        deadlines = self._deadlines
         fired = 0
         chunk = self.settings.sweep_chunk
-        while heap:
+        waiting: deque[asyncio.Future[None]] = deque()
+        while True:
             now = self.clock.now() if now is None else now
+            due = deadlines.take(now, chunk, scheduled)
             changes = _Changes()
-            handled = 0
-            while heap and heap[0][0] <= now and handled < chunk:
-                deadline, device_id = heapq.heappop(heap)
-                entry = entries.get(device_id)
-                if entry is None or entry.scheduled != deadline:
-                    continue  # superseded or deleted
-                entry.scheduled = None
-                handled += 1
-                self._advance(device_id, entry, now, changes)
+            expired = expire_many(table, due, now)
+            self._emit_expired(expired, changes)
+            self._rearm(expired)
+            for n in expired.slow:
+                scheduled[n] = NAN
+                self._advance(ids[n], n, now, changes)  # type: ignore[arg-type]
             fired += len(changes.events)
             if changes:
-                self.committer.submit(changes.ids, changes.events, changes.presence)
-            if handled < chunk:
+                waiting.append(self.committer.submit(changes.ids, changes.events, changes.presence))
+            if len(due) < chunk:
                 break
-            await asyncio.sleep(0)
+            while waiting and waiting[0].done():
+                waiting.popleft()
+            if len(waiting) > _SWEEP_AHEAD:
+                # ``wait`` rather than ``await``: cancelling the sweep must not cancel
+                # the commit's future.
+                await asyncio.wait({waiting.popleft()})
+            else:
+                await asyncio.sleep(0)
         return fired
 
     async def _timer(self) -> None:
@@ -611,42 +632,66 @@ class Hub:
 
     # ------------------------------------------------------------------ publishing
 
+    def _labels(self, device_id: str) -> Mapping[str, str]:
+        n = self.table.index.get(device_id)
+        return EMPTY if n is None else self.table.labels.get(n, EMPTY)
+
     def _publish(self, events: Sequence[EventRecord]) -> None:
         """Log, measure and fan out committed events (called by the committer)."""
         now = self.clock.now()
         wire = []
-        # One log record per commit, rendered as one line per transition: the
-        # per-call cost of logging would otherwise dominate a burst of timeouts.
-        if log.isEnabledFor(logging.INFO):
-            log.info("", extra={BATCH: [_log_line(e) for e in events]})
+        logging_on = log.isEnabledFor(logging.INFO)
+        lines: list[str] = []
         lag = self.metrics.timeout_lag
+        index = self.table.index
+        labels = self.table.labels
+        # A burst shares Transition objects (hub/expiry.py): render each one's part
+        # of the event JSON (``event_bytes``) and of its log line once, keyed by
+        # identity.
+        tails: dict[int, tuple[Transition, bytes, str]] = {}
+        timeout = Source.TIMEOUT
         for event in events:
             transition = event.transition
-            entry = self.entries.get(event.device_id)
-            if transition.source is Source.TIMEOUT:
+            device_id = event.device_id
+            seq = event.seq
+            cached = tails.get(id(transition))
+            if cached is None or cached[0] is not transition:
+                cached = tails[id(transition)] = (
+                    transition,
+                    event_tail(transition),
+                    _log_fields(transition) if logging_on else "",
+                )
+            if transition.source is timeout:
                 lag.observe(max(0.0, now - transition.at))
+            if logging_on:
+                lines.append(f"event=transition device={device_id} seq={seq} {cached[2]}")
+            n = index.get(device_id)
             wire.append(
                 WireEvent(
-                    event.seq,
-                    event.device_id,
+                    seq,
+                    device_id,
                     transition.from_status,
                     transition.to_status,
-                    entry.labels if entry is not None else _EMPTY,
-                    compact(orjson.dumps(event_json(event.seq, event.device_id, transition))),
+                    EMPTY if n is None else labels.get(n, EMPTY),
+                    event_bytes(seq, device_id, cached[1]),
                 )
             )
+        # One log record per commit, rendered as one line per transition: the
+        # per-call cost of logging would otherwise dominate a burst of timeouts.
+        if lines:
+            log.info("", extra={BATCH: lines})
         if events:
             self.published_seq = events[-1].seq
         self.broadcaster.publish(wire)
 
-    def _publish_device(self, action: str, device_id: str, entry: Entry | None) -> None:
+    def _publish_device(self, action: str, device_id: str, n: int | None) -> None:
         if not self.broadcaster.subscribers:
             return
         body: dict[str, Any] = {"type": DEVICE, "action": action, "device_id": device_id}
-        if entry is not None:
-            body["device"] = device_json(self.record(device_id, entry), entry.profile)
+        if n is not None:
+            body["device"] = device_json(self._record(device_id, n), self.table.profile_of(n))
         raw = orjson.dumps(body)
-        labels = entry.labels if entry is not None else _EMPTY
+        labels = EMPTY if n is None else self.table.labels.get(n, EMPTY)
 
         def build(stream_filter: StreamFilter) -> bytes | None:
             return raw if stream_filter.matches_device(device_id, labels) else None
@@ -662,68 +707,78 @@ class Hub:
             seen, self._seen = self._seen, set()
             if not self.broadcaster.subscribers:
                 continue
-            entries = self.entries
+            table = self.table
+            index = table.index
+            last_seen = table.last_seen
+            labels = table.labels
             stamps: dict[str, tuple[str, Mapping[str, str]]] = {}
             for device_id in seen:
-                entry = entries.get(device_id)
-                if entry is not None and entry.state.last_seen is not None:
-                    stamps[device_id] = (rfc3339(entry.state.last_seen), entry.labels)
+                n = index.get(device_id)
+                if n is not None and last_seen[n] == last_seen[n]:
+                    stamps[device_id] = (rfc3339(last_seen[n]), labels.get(n, EMPTY))
 
             self.broadcaster.publish_message(SEEN, partial(_seen_message, stamps))
 
     # ------------------------------------------------------------------ reads
 
-    def record(self, device_id: str, entry: Entry) -> DeviceRecord:
+    def _record(self, device_id: str, n: int) -> DeviceRecord:
+        table = self.table
         return DeviceRecord(
             id=device_id,
-            profile=entry.profile.name,
-            state=entry.state,
-            labels=entry.labels,
-            attributes=entry.attributes,
-            metrics=entry.metrics,
-            created_at=entry.created_at,
-            updated_at=entry.updated_at,
+            profile=table.profile_of(n).name,
+            state=table.state(n),
+            labels=table.labels.get(n, EMPTY),
+            attributes=table.attributes.get(n, EMPTY),
+            metrics=table.metrics.get(n, EMPTY),
+            created_at=table.created_at[n],
+            updated_at=table.updated_at[n],
         )
 
-    def view(self, device_id: str, entry: Entry, now: float) -> DeviceRecord:
-        """The device as a reader should see it at ``now``.
+    def record(self, device_id: str, entry: Row | None = None) -> DeviceRecord:
+        """The device's hot state as a record (``entry``, an ``entries`` row, is
+        accepted for compatibility and not needed)."""
+        return self._record(device_id, self.table.index[device_id])
+
+    def view(self, device_id: str, n: int, now: float) -> DeviceRecord:
+        """Device number ``n`` as a reader should see it at ``now``.
 
         Normally that is the hot state. A device whose deadline has passed but which
         the timer has not swept yet (the few milliseconds between a deadline and its
         sweep, or the backlog right after a restart) is shown as the engine judges it
         now; its transitions are published, with their seqs, when the sweep reaches it.
         """
-        record = self.record(device_id, entry)
-        scheduled = entry.scheduled
-        if scheduled is not None and scheduled <= now:
-            state = advance(entry.state, entry.profile, now).state
+        record = self._record(device_id, n)
+        if self.table.scheduled[n] <= now:
+            state = advance(record.state, self.table.profile_of(n), now).state
             record = replace(record, state=state)
         return record
 
     def _snapshot(
         self, ids: set[str], presence_ids: set[str]
     ) -> tuple[list[DeviceRecord], list[str], list[PresenceUpdate]]:
-        entries = self.entries
+        table = self.table
+        index = table.index
         upserts = []
         deletes = []
         for device_id in ids:
-            entry = entries.get(device_id)
-            if entry is None:
+            n = index.get(device_id)
+            if n is None:
                 deletes.append(device_id)
             else:
-                upserts.append(self.record(device_id, entry))
+                upserts.append(self._record(device_id, n))
+        state = table.state
         presence = [
-            PresenceUpdate(device_id, entry.state)
+            PresenceUpdate(device_id, state(n))
             for device_id in presence_ids
-            if (entry := entries.get(device_id)) is not None
+            if (n := index.get(device_id)) is not None
         ]
         return upserts, deletes, presence
 
     def get(self, device_id: str) -> tuple[DeviceRecord, Profile]:
-        entry = self.entries.get(device_id)
-        if entry is None:
+        n = self.table.index.get(device_id)
+        if n is None:
             raise NotFound(f"no device {device_id!r}")
-        return self.view(device_id, entry, self.clock.now()), entry.profile
+        return self.view(device_id, n, self.clock.now()), self.table.profile_of(n)
 
     async def list_devices(
         self, query: DeviceQuery
@@ -736,15 +791,16 @@ class Hub:
         rows = await self.store.list_devices(query)
         seq = self.seq
         now = self.clock.now()
+        index = self.table.index
         page = []
         for row in rows:
-            entry = self.entries.get(row.id)
-            if entry is None:
+            n = index.get(row.id)
+            if n is None:
                 continue
-            record = self.view(row.id, entry, now)
+            record = self.view(row.id, n, now)
             if query.status is not None and record.state.status is not query.status:
                 continue
-            page.append((record, entry.profile))
+            page.append((record, self.table.profile_of(n)))
         cursor = rows[-1].id if len(rows) == query.limit else None
         return page, cursor, seq
 
@@ -794,13 +850,12 @@ class Hub:
                 if event.seq > upto:
                     return
                 transition = event.transition
-                entry = self.entries.get(event.device_id)
                 wire = WireEvent(
                     event.seq,
                     event.device_id,
                     transition.from_status,
                     transition.to_status,
-                    entry.labels if entry is not None else _EMPTY,
+                    self._labels(event.device_id),
                     b"",
                 )
                 if stream_filter.matches(wire):
@@ -819,13 +874,15 @@ class Hub:
         devices = []
         statuses = stream_filter.statuses
         now = self.clock.now()
-        for device_id, entry in self.entries.items():
-            if not stream_filter.matches_device(device_id, entry.labels):
+        table = self.table
+        labels = table.labels
+        for device_id, n in table.index.items():
+            if not stream_filter.matches_device(device_id, labels.get(n, EMPTY)):
                 continue
-            record = self.view(device_id, entry, now)
+            record = self.view(device_id, n, now)
             if statuses and record.state.status not in statuses:
                 continue
-            devices.append(device_json(record, entry.profile))
+            devices.append(device_json(record, table.profile_of(n)))
         return self.seq, devices
 
     # ------------------------------------------------------------------ HubAPI (hub/api.py)
@@ -834,13 +891,14 @@ class Hub:
         return self.get(device_id)
 
     async def knows(self, device_id: str) -> bool:
-        return device_id in self.entries
+        return device_id in self.table.index
 
     async def profile_of(self, device_id: str) -> Profile | None:
-        return entry.profile if (entry := self.entries.get(device_id)) is not None else None
+        n = self.table.index.get(device_id)
+        return None if n is None else self.table.profile_of(n)
 
     async def device_count(self) -> int:
-        return len(self.entries)
+        return len(self.table)
 
     async def current_seq(self) -> int:
         return self.seq

@@ -20,6 +20,15 @@ from lastseen.presence import DeviceState, Status, Transition
 
 JSONMap = Mapping[str, Any]
 
+#: A device's stored columns, as ``Store.device_rows`` returns them, in this order:
+#: ``id, profile, labels, attributes, metrics, status, since, last_seen, last_own,
+#: anchor, reason, source, session, flaps, flapping, created_at, updated_at, version``.
+#: JSON columns (labels, attributes, metrics) are JSON text or bytes, or already
+#: decoded; ``flaps`` is JSON text or a sequence of floats; ``status``, ``reason`` and
+#: ``source`` are their string values (``reason``/``source`` may be None);
+#: ``flapping`` is a bool or 0/1.
+DeviceRow = Sequence[Any]
+
 
 @dataclass(frozen=True, slots=True)
 class DeviceRecord:
@@ -157,6 +166,12 @@ class Store(Protocol):
 
     async def load_devices(self) -> list[DeviceRecord]:
         """Every device, for rebuilding hot state at start."""
+        ...
+
+    async def device_rows(self) -> list[DeviceRow]:
+        """Every device as its stored columns (see ``DeviceRow``), undecoded: what the
+        embedded hub loads at start straight into its columns. Same devices as
+        ``load_devices``."""
         ...
 
     async def get_device(self, device_id: str) -> DeviceRecord | None: ...

@@ -54,6 +54,7 @@ from lastseen.store.base import (
     Batch,
     DeviceQuery,
     DeviceRecord,
+    DeviceRow,
     EventRecord,
     KeyRecord,
 )
@@ -274,6 +275,16 @@ class PostgresStore:
             finally:
                 if was_enabled:
                     gc.enable()
+
+        return await self._call(job, timeout=self._load_timeout)
+
+    async def device_rows(self) -> list[DeviceRow]:
+        """Every device's stored columns (``DeviceRow``), undecoded; bounded by
+        ``load_timeout`` as ``load_devices`` is."""
+
+        async def job(conn: Conn) -> list[DeviceRow]:
+            cursor = await conn.execute(rows.DEVICE_SELECT)
+            return list(await cursor.fetchall())
 
         return await self._call(job, timeout=self._load_timeout)
 

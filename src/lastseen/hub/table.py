@@ -1,0 +1,390 @@
+"""The embedded hub's hot state in columns: one compact array per field, one row per device.
+
+Theory of operation
+-------------------
+A million devices held as Python objects cost about 550 bytes each (an ``Entry``, a
+``DeviceState``, a flaps tuple, a heap tuple, their floats; BENCHMARKS.md § 5), and
+every sweep or restart touched each of those objects. Here a device is a *number*:
+its id is interned once in ``index`` (id → number), and each field lives in an
+``array`` at that number, so a device costs its id string, its dict slot and about
+70 bytes of columns. Fields that are empty for nearly every device (labels,
+attributes, metrics, the connection session, more than one recent flap) live in
+side dicts holding only the devices that have one.
+
+``None`` is stored as NaN in float columns and as -1 in code columns. Profiles,
+statuses, reasons and sources are small integers indexing a tuple. A deleted
+device's number goes on a free list and is reused by the next new device, so the
+columns never grow past the largest fleet the hub has held.
+
+The pure engine still decides everything: ``state(n)`` builds the engine's
+``DeviceState`` for one device on demand, ``set_state`` stores one back. The hub's
+two hot loops, the heartbeat of an online device and the sweep of expired deadlines,
+work on the columns directly (``refresh``, ``hub/expiry.py``); tests check they give
+exactly the engine's answer. Everything here runs on the event loop only.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from operator import itemgetter
+from types import MappingProxyType
+from typing import Any, Final
+
+import orjson
+
+from lastseen.presence import DeviceState, Profile, Reason, Source, Status
+
+NAN: Final = float("nan")
+EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+STATUSES: Final = tuple(Status)
+REASONS: Final = tuple(Reason)
+SOURCES: Final = tuple(Source)
+STATUS_CODE: Final = {s: i for i, s in enumerate(STATUSES)}
+REASON_CODE: Final = {r: i for i, r in enumerate(REASONS)}
+SOURCE_CODE: Final = {s: i for i, s in enumerate(SOURCES)}
+# Stored string values → codes, None → -1 (for bulk loads).
+_STATUS_OF: Final = {s.value: i for i, s in enumerate(STATUSES)}
+_REASON_OF: Final[dict[str | None, int]] = {None: -1, **{r.value: i for i, r in enumerate(REASONS)}}
+_SOURCE_OF: Final[dict[str | None, int]] = {None: -1, **{s.value: i for i, s in enumerate(SOURCES)}}
+ONLINE: Final = STATUS_CODE[Status.ONLINE]
+STALE: Final = STATUS_CODE[Status.STALE]
+
+
+def _float(value: float | None) -> float:
+    return NAN if value is None else value
+
+
+def _floats(values: Iterator[float | None]) -> array[float]:
+    return array("d", [NAN if v is None else v for v in values])
+
+
+def _json(value: Any) -> Any:
+    """A stored JSON column: text or bytes to decode, or a value already decoded."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+class DeviceTable:
+    """Every device's hot state, in columns indexed by a device number."""
+
+    __slots__ = (
+        "anchor",
+        "attributes",
+        "created_at",
+        "flap",
+        "flapping",
+        "flaps",
+        "free",
+        "ids",
+        "index",
+        "labels",
+        "last_own",
+        "last_seen",
+        "metrics",
+        "profile",
+        "profile_index",
+        "profiles",
+        "reason",
+        "scheduled",
+        "sessions",
+        "since",
+        "source",
+        "status",
+        "updated_at",
+    )
+
+    def __init__(self) -> None:
+        #: id → device number; ``ids`` is the reverse (None for a free number).
+        self.index: dict[str, int] = {}
+        self.ids: list[str | None] = []
+        self.free: list[int] = []
+        self.status = array("b")
+        self.since = array("d")
+        self.last_seen = array("d")
+        self.last_own = array("d")
+        self.anchor = array("d")
+        self.reason = array("b")
+        self.source = array("b")
+        self.flapping = bytearray()
+        #: The newest flap time (NaN if none); ``flaps`` holds the full tuple only
+        #: for devices with two or more recent flaps.
+        self.flap = array("d")
+        self.flaps: dict[int, tuple[float, ...]] = {}
+        self.sessions: dict[int, int] = {}
+        #: The deadline of the device's live entry in ``Deadlines`` (NaN if none).
+        self.scheduled = array("d")
+        self.created_at = array("d")
+        self.updated_at = array("d")
+        self.profile = array("H")
+        self.profiles: list[Profile] = []
+        self.profile_index: dict[Profile, int] = {}
+        self.labels: dict[int, Mapping[str, str]] = {}
+        self.attributes: dict[int, Mapping[str, Any]] = {}
+        self.metrics: dict[int, Mapping[str, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def load(self, rows: Sequence[Sequence[Any]], profile_of: Callable[[str], Profile]) -> None:
+        """Fill an empty table from stored device rows (``Store.device_rows``), one
+        column at a time: each column is one pass in C over the rows, and no record
+        or state object is built per device."""
+        if self.ids:
+            raise RuntimeError("load() needs an empty table")
+        ids: list[str | None] = list(map(itemgetter(0), rows))
+        self.ids = ids
+        self.index = dict(zip(ids, range(len(ids)), strict=True))  # type: ignore[arg-type]
+        codes: dict[str, int] = {}
+        for name in set(map(itemgetter(1), rows)):
+            codes[name] = self.profile_code(profile_of(name))
+        self.profile = array("H", map(codes.__getitem__, map(itemgetter(1), rows)))
+        for column, side in ((2, self.labels), (3, self.attributes), (4, self.metrics)):
+            for n, value in enumerate(map(itemgetter(column), rows)):
+                if value != "{}" and value != b"{}" and (decoded := _json(value)):
+                    side[n] = decoded
+        self.status = array("b", map(_STATUS_OF.__getitem__, map(itemgetter(5), rows)))
+        self.since = array("d", map(itemgetter(6), rows))
+        self.last_seen = _floats(map(itemgetter(7), rows))
+        self.last_own = _floats(map(itemgetter(8), rows))
+        self.anchor = _floats(map(itemgetter(9), rows))
+        self.reason = array("b", map(_REASON_OF.__getitem__, map(itemgetter(10), rows)))
+        self.source = array("b", map(_SOURCE_OF.__getitem__, map(itemgetter(11), rows)))
+        self.sessions = {
+            n: session for n, session in enumerate(map(itemgetter(12), rows)) if session is not None
+        }
+        flap = array("d", bytes(8 * len(ids)))
+        flaps = self.flaps
+        for n, stored in enumerate(map(itemgetter(13), rows)):
+            times = tuple(_json(stored))
+            if len(times) > 1:
+                flaps[n] = times
+            flap[n] = times[-1] if times else NAN
+        self.flap = flap
+        self.flapping = bytearray(map(bool, map(itemgetter(14), rows)))
+        self.created_at = array("d", map(itemgetter(15), rows))
+        self.updated_at = array("d", map(itemgetter(16), rows))
+        self.scheduled = array("d", [NAN]) * len(ids)
+
+    def status_histogram(self) -> list[int]:
+        """How many devices have each status, in ``STATUSES`` order."""
+        data = self.status.tobytes()
+        counts = [data.count(code) for code in range(len(STATUSES))]
+        # Free numbers keep their last status; take them back out.
+        for n in self.free:
+            counts[self.status[n]] -= 1
+        return counts
+
+    # ------------------------------------------------------------------ rows
+
+    def profile_code(self, profile: Profile) -> int:
+        code = self.profile_index.get(profile)
+        if code is None:
+            code = self.profile_index[profile] = len(self.profiles)
+            self.profiles.append(profile)
+        return code
+
+    def add(
+        self,
+        device_id: str,
+        state: DeviceState,
+        profile: Profile,
+        created_at: float,
+        updated_at: float,
+    ) -> int:
+        """A new row for ``device_id`` (not yet present); returns its number."""
+        code = self.profile_code(profile)
+        free = self.free
+        if free:
+            n = free.pop()
+            self.ids[n] = device_id
+            self.profile[n] = code
+            self.created_at[n] = created_at
+            self.updated_at[n] = updated_at
+            self.scheduled[n] = NAN
+        else:
+            n = len(self.ids)
+            self.ids.append(device_id)
+            self.status.append(0)
+            self.since.append(0.0)
+            self.last_seen.append(NAN)
+            self.last_own.append(NAN)
+            self.anchor.append(NAN)
+            self.reason.append(-1)
+            self.source.append(-1)
+            self.flapping.append(0)
+            self.flap.append(NAN)
+            self.scheduled.append(NAN)
+            self.created_at.append(created_at)
+            self.updated_at.append(updated_at)
+            self.profile.append(code)
+        self.index[device_id] = n
+        self.set_state(n, state)
+        return n
+
+    def remove(self, device_id: str) -> int | None:
+        """Drop ``device_id``'s row; its number is free for the next new device."""
+        n = self.index.pop(device_id, None)
+        if n is None:
+            return None
+        self.ids[n] = None
+        self.scheduled[n] = NAN
+        for side in (self.flaps, self.sessions, self.labels, self.attributes, self.metrics):
+            side.pop(n, None)
+        self.free.append(n)
+        return n
+
+    def state(self, n: int) -> DeviceState:
+        """Device ``n``'s presence as the engine's value."""
+        last_seen = self.last_seen[n]
+        last_own = self.last_own[n]
+        anchor = self.anchor[n]
+        reason = self.reason[n]
+        source = self.source[n]
+        flaps = self.flaps.get(n)
+        if flaps is None:
+            flap = self.flap[n]
+            flaps = () if flap != flap else (flap,)
+        return DeviceState(
+            status=STATUSES[self.status[n]],
+            since=self.since[n],
+            last_seen=None if last_seen != last_seen else last_seen,
+            last_own=None if last_own != last_own else last_own,
+            anchor=None if anchor != anchor else anchor,
+            reason=None if reason < 0 else REASONS[reason],
+            source=None if source < 0 else SOURCES[source],
+            session=self.sessions.get(n),
+            flaps=flaps,
+            flapping=bool(self.flapping[n]),
+        )
+
+    def set_state(self, n: int, state: DeviceState) -> None:
+        self.status[n] = STATUS_CODE[state.status]
+        self.since[n] = state.since
+        self.last_seen[n] = _float(state.last_seen)
+        self.last_own[n] = _float(state.last_own)
+        self.anchor[n] = _float(state.anchor)
+        self.reason[n] = -1 if state.reason is None else REASON_CODE[state.reason]
+        self.source[n] = -1 if state.source is None else SOURCE_CODE[state.source]
+        self.flapping[n] = state.flapping
+        self.set_flaps(n, state.flaps)
+        if state.session is None:
+            self.sessions.pop(n, None)
+        else:
+            self.sessions[n] = state.session
+
+    def set_flaps(self, n: int, flaps: tuple[float, ...]) -> None:
+        if len(flaps) > 1:
+            self.flaps[n] = flaps
+        else:
+            self.flaps.pop(n, None)
+        self.flap[n] = flaps[-1] if flaps else NAN
+
+    def profile_of(self, n: int) -> Profile:
+        return self.profiles[self.profile[n]]
+
+    def set_side(
+        self, side: dict[int, Mapping[str, Any]], n: int, value: Mapping[str, Any]
+    ) -> None:
+        """Store a labels/attributes/metrics mapping; an empty one is not kept."""
+        if value:
+            side[n] = value
+        else:
+            side.pop(n, None)
+
+    def refresh(self, n: int, now: float) -> bool:
+        """The heartbeat hot path on the columns (see ``hub.core.refreshed``, which it
+        mirrors): an online, non-flapping device whose live deadline has not come only
+        moves its three times. False when the engine's general path must decide."""
+        scheduled = self.scheduled[n]
+        anchor = self.anchor[n]
+        # NaN compares false both ways, so "not scheduled" and "no anchor" fail here.
+        if not (
+            self.status[n] == ONLINE and not self.flapping[n] and scheduled > now and anchor <= now
+        ):
+            return False
+        self.last_seen[n] = now
+        self.last_own[n] = now
+        self.anchor[n] = now
+        return True
+
+
+class Row:
+    """One device's row, read on access: what ``Entry`` used to be, read-only.
+
+    A row read after its device was deleted raises ``LookupError`` (its number may
+    already belong to another device).
+    """
+
+    __slots__ = ("_id", "_n", "_table")
+
+    def __init__(self, table: DeviceTable, n: int, device_id: str) -> None:
+        # The table's own id object: ``_live`` compares identities, not strings.
+        self._table = table
+        self._n = n
+        self._id = device_id
+
+    def _live(self) -> int:
+        if self._table.ids[self._n] is not self._id:
+            raise LookupError(f"device {self._id!r} was deleted")
+        return self._n
+
+    @property
+    def state(self) -> DeviceState:
+        return self._table.state(self._live())
+
+    @property
+    def profile(self) -> Profile:
+        return self._table.profile_of(self._live())
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        return self._table.labels.get(self._live(), EMPTY)
+
+    @property
+    def attributes(self) -> Mapping[str, Any]:
+        return self._table.attributes.get(self._live(), EMPTY)
+
+    @property
+    def metrics(self) -> Mapping[str, Any]:
+        return self._table.metrics.get(self._live(), EMPTY)
+
+    @property
+    def created_at(self) -> float:
+        return self._table.created_at[self._live()]
+
+    @property
+    def updated_at(self) -> float:
+        return self._table.updated_at[self._live()]
+
+    @property
+    def scheduled(self) -> float | None:
+        value = self._table.scheduled[self._live()]
+        return None if value != value else value
+
+
+class Entries(Mapping[str, Row]):
+    """``Hub.entries``: a read-only mapping of device id → ``Row`` over the table."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: DeviceTable) -> None:
+        self._table = table
+
+    def __getitem__(self, device_id: str) -> Row:
+        table = self._table
+        n = table.index[device_id]
+        return Row(table, n, table.ids[n])  # type: ignore[arg-type]
+
+    def get(self, device_id: str, default: Any = None) -> Any:
+        table = self._table
+        n = table.index.get(device_id)
+        return default if n is None else Row(table, n, table.ids[n])  # type: ignore[arg-type]
+
+    def __contains__(self, device_id: object) -> bool:
+        return device_id in self._table.index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table.index)
+
+    def __len__(self) -> int:
+        return len(self._table.index)

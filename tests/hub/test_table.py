@@ -1,0 +1,183 @@
+"""The columnar table: device numbers, state round trips, bulk loads, the entries view."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lastseen.hub.table import EMPTY, DeviceTable, Entries
+from lastseen.presence import DeviceState, Profile, Reason, Source, Status, new_device
+from tests.hub.strategies import states as device_states
+
+T0 = 1_800_000_000.0
+PROFILE = Profile()
+times = st.floats(min_value=T0 - 1000, max_value=T0 + 1000, allow_nan=False)
+states = device_states(times)
+
+
+@given(states, states)
+def test_a_state_comes_back_exactly_as_it_was_stored(
+    first: DeviceState, second: DeviceState
+) -> None:
+    table = DeviceTable()
+    n = table.add("d", first, PROFILE, T0, T0)
+    assert table.state(n) == first
+    table.set_state(n, second)
+    assert table.state(n) == second
+
+
+def test_numbers_are_interned_and_recycled_on_delete() -> None:
+    table = DeviceTable()
+    a = table.add("a", new_device(T0), PROFILE, T0, T0)
+    b = table.add("b", new_device(T0), PROFILE, T0, T0)
+    assert (a, b) == (0, 1)
+    assert table.index == {"a": 0, "b": 1}
+    table.labels[a] = {"site": "x"}
+    table.sessions[a] = 7
+    table.scheduled[a] = T0 + 5
+    assert table.remove("a") == a
+    assert table.remove("a") is None
+    assert "a" not in table.index
+    assert table.ids[a] is None
+    # The freed number is reused, and nothing of the old device leaks into the new one.
+    c = table.add("c", new_device(T0 + 1), Profile(name="fast"), T0 + 1, T0 + 1)
+    assert c == a
+    assert len(table.ids) == 2
+    assert table.state(c) == new_device(T0 + 1)
+    assert c not in table.labels
+    assert table.scheduled[c] != table.scheduled[c]  # NaN: nothing scheduled
+    assert table.profile_of(c).name == "fast"
+    assert table.profile_of(b) is PROFILE
+
+
+def test_status_histogram_leaves_out_free_numbers() -> None:
+    table = DeviceTable()
+    online = DeviceState(status=Status.ONLINE, since=T0, last_seen=T0, anchor=T0)
+    table.add("a", online, PROFILE, T0, T0)
+    table.add("b", online, PROFILE, T0, T0)
+    table.add("c", new_device(T0), PROFILE, T0, T0)
+    table.remove("a")
+    assert table.status_histogram() == [1, 1, 0, 0]
+
+
+def test_load_fills_the_columns_from_stored_rows() -> None:
+    rows = [
+        (
+            "a",
+            "default",
+            "{}",
+            "{}",
+            "{}",
+            "unknown",
+            T0,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            "[]",
+            0,
+            T0,
+            T0,
+            1,
+        ),
+        (
+            "b",
+            "fast",
+            '{"site":"x"}',
+            b'{"fw":2}',
+            {"t": 1.5},
+            "stale",
+            T0 + 2,
+            T0,
+            T0,
+            T0,
+            "timeout:stale_after",
+            "timeout",
+            4,
+            [T0, T0 + 2],
+            True,
+            T0,
+            T0 + 1,
+            9,
+        ),
+    ]
+    profiles = {"default": PROFILE, "fast": Profile(name="fast")}
+    table = DeviceTable()
+    table.load(rows, profiles.__getitem__)
+    assert table.index == {"a": 0, "b": 1}
+    assert table.state(0) == new_device(T0)
+    assert table.state(1) == DeviceState(
+        status=Status.STALE,
+        since=T0 + 2,
+        last_seen=T0,
+        last_own=T0,
+        anchor=T0,
+        reason=Reason.STALE_TIMEOUT,
+        source=Source.TIMEOUT,
+        session=4,
+        flaps=(T0, T0 + 2),
+        flapping=True,
+    )
+    assert table.labels == {1: {"site": "x"}}
+    assert table.attributes == {1: {"fw": 2}}
+    assert table.metrics == {1: {"t": 1.5}}
+    assert table.profile_of(1).name == "fast"
+    assert (table.created_at[1], table.updated_at[1]) == (T0, T0 + 1)
+    with pytest.raises(RuntimeError):
+        table.load(rows, profiles.__getitem__)
+
+
+def test_refresh_moves_only_the_times_of_an_online_device_before_its_deadline() -> None:
+    table = DeviceTable()
+    online = DeviceState(status=Status.ONLINE, since=T0, last_seen=T0, last_own=T0, anchor=T0)
+    n = table.add("d", online, PROFILE, T0, T0)
+    assert not table.refresh(n, T0 + 1)  # nothing scheduled: the engine decides
+    table.scheduled[n] = T0 + 40
+    assert table.refresh(n, T0 + 5)
+    assert table.state(n) == DeviceState(
+        status=Status.ONLINE, since=T0, last_seen=T0 + 5, last_own=T0 + 5, anchor=T0 + 5
+    )
+    assert not table.refresh(n, T0 + 40)  # due
+
+
+def test_entries_is_a_read_only_mapping_of_rows() -> None:
+    table = DeviceTable()
+    entries = Entries(table)
+    assert isinstance(entries, Mapping)
+    assert len(entries) == 0
+    assert list(entries) == []
+    table.add("a", new_device(T0), PROFILE, T0, T0 + 1)
+    b = table.add("b", new_device(T0), PROFILE, T0, T0)
+    table.attributes[b] = {"fw": 1}
+    assert set(entries) == {"a", "b"}
+    assert len(entries) == 2
+    assert "a" in entries
+    assert "z" not in entries
+    assert 3 not in entries
+    assert entries.get("z") is None
+    assert entries.get("z", "none") == "none"
+    with pytest.raises(KeyError):
+        entries["z"]
+    row = entries["b"]
+    assert row.state == new_device(T0)
+    assert row.profile is PROFILE
+    assert row.attributes == {"fw": 1}
+    assert row.labels is EMPTY
+    assert row.metrics is EMPTY
+    assert row.scheduled is None
+    assert entries["a"].updated_at == T0 + 1
+    assert entries["a"].created_at == T0
+    assert [k for k, _ in entries.items()] == ["a", "b"]
+    assert dict(entries.items())["b"].attributes == {"fw": 1}
+    assert not hasattr(entries, "__setitem__")
+    # A row whose device is gone refuses to answer, even once its number is reused.
+    table.remove("b")
+    table.add("c", new_device(T0), PROFILE, T0, T0)
+    with pytest.raises(LookupError):
+        _ = row.state
+    assert entries["c"].attributes is EMPTY

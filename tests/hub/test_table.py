@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lastseen.hub.core import BeatResult
 from lastseen.hub.table import EMPTY, DeviceTable, Entries
 from lastseen.presence import DeviceState, Profile, Reason, Source, Status, new_device
 from tests.hub.strategies import states as device_states
@@ -181,3 +182,27 @@ def test_entries_is_a_read_only_mapping_of_rows() -> None:
     with pytest.raises(LookupError):
         _ = row.state
     assert entries["c"].attributes is EMPTY
+
+
+@given(states, states)
+def test_a_result_from_the_columns_keeps_the_presence_of_its_moment(
+    first: DeviceState, second: DeviceState
+) -> None:
+    table = DeviceTable()
+    n = table.add("d", first, PROFILE, T0, T0)
+    lazy = BeatResult.of_columns("d", table.presence(n), PROFILE)
+    table.set_state(n, second)  # later changes (or the number's reuse) do not leak in
+    eager = BeatResult("d", first, PROFILE)
+    assert (lazy.status, lazy.since, lazy.last_seen) == (
+        first.status,
+        first.since,
+        first.last_seen,
+    )
+    assert (eager.status, eager.since, eager.last_seen) == (
+        first.status,
+        first.since,
+        first.last_seen,
+    )
+    assert lazy.state == first
+    assert lazy == eager
+    assert lazy != BeatResult("e", first, PROFILE)

@@ -46,12 +46,11 @@ _last: list[Any] = [None, "null"]
 
 def beat_json(result: BeatResult) -> dict[str, Any]:
     """A heartbeat's answer as a dict: the shape ``beat_answer`` writes directly."""
-    state = result.state
     return {
         "device_id": result.device_id,
-        "status": state.status.value,
-        "status_since": rfc3339(state.since),
-        "last_seen": rfc3339_or_none(state.last_seen),
+        "status": result.status.value,
+        "status_since": rfc3339(result.since),
+        "last_seen": rfc3339_or_none(result.last_seen),
         "next_heartbeat_in": result.profile.heartbeat_hint,
         "pending_commands": [],
         "should_reconnect": False,
@@ -71,13 +70,13 @@ def _hint_json(profile: Profile) -> str:
 def beat_answer(result: BeatResult) -> bytes:
     """``orjson.dumps(beat_json(result))``, written from the template."""
     # The three caches are read inline: this runs once per heartbeat.
-    state = result.state
-    since = _since.get(state.since)
+    at = result.since
+    since = _since.get(at)
     if since is None:
         if len(_since) >= _CACHE_LIMIT:
             _since.clear()
-        since = _since[state.since] = rfc3339(state.since)
-    seen = state.last_seen
+        since = _since[at] = rfc3339(at)
+    seen = result.last_seen
     if seen is None:
         last_seen = "null"
     else:
@@ -90,7 +89,7 @@ def beat_answer(result: BeatResult) -> bytes:
     profile = result.profile
     hint = _hints.get(id(profile))
     text = hint[1] if hint is not None and hint[0] is profile else _hint_json(profile)
-    return (_BEAT % (result.device_id, state.status, since, last_seen, text)).encode()
+    return (_BEAT % (result.device_id, result.status, since, last_seen, text)).encode()
 
 
 def item_json(device_id: str, status: Status) -> str:

@@ -66,7 +66,7 @@ _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:@-
 _plain = frozenset(_ALPHABET).issuperset
 _ALPHABET_BYTES = _ALPHABET.encode()
 _device_id = operator.itemgetter("device_id")
-_status = operator.attrgetter("state.status")
+_status = operator.attrgetter("status")
 
 Item = tuple[str, dict[str, Any] | None, dict[str, float] | None]
 
@@ -210,7 +210,7 @@ def _answered(
             count(1.0, result.code)
             append(refusal_json(device_id, result.code, result.message))
         else:
-            append(item_json(device_id, result.state.status))
+            append(item_json(device_id, result.status))
     # In ascending order every earlier slot is already in place.
     for index, answer in refused:
         out.insert(index, answer)

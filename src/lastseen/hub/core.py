@@ -56,7 +56,16 @@ from lastseen.hub.expiry import deadline as deadline_of
 from lastseen.hub.feed import FeedItem, transition_feed
 from lastseen.hub.instruments import HubMetrics
 from lastseen.hub.rendering import event_bytes, event_tail
-from lastseen.hub.table import EMPTY, NAN, STATUSES, DeviceTable, Entries, Row
+from lastseen.hub.table import (
+    EMPTY,
+    NAN,
+    STATUSES,
+    DeviceTable,
+    Entries,
+    Presence,
+    Row,
+    state_from,
+)
 from lastseen.logs import BATCH
 from lastseen.presence import (
     DeviceState,
@@ -153,11 +162,70 @@ def refreshed(state: DeviceState, scheduled: float | None, now: float) -> Device
     )
 
 
-@dataclass(frozen=True, slots=True)
 class BeatResult:
-    device_id: str
-    state: DeviceState
-    profile: Profile
+    """What a heartbeat or an observation left: the device's presence and profile.
+
+    A refreshed device's answer is taken from the columns as a ``Presence`` tuple at
+    the moment of the heartbeat; the ``DeviceState`` is built from it only when
+    ``state`` is read (most answers need just ``status`` and the two times).
+    """
+
+    __slots__ = ("_presence", "_state", "device_id", "profile")
+
+    def __init__(self, device_id: str, state: DeviceState, profile: Profile) -> None:
+        self.device_id = device_id
+        self.profile = profile
+        self._state: DeviceState | None = state
+        self._presence: Presence | None = None
+
+    @classmethod
+    def of_columns(cls, device_id: str, presence: Presence, profile: Profile) -> BeatResult:
+        result = cls.__new__(cls)
+        result.device_id = device_id
+        result.profile = profile
+        result._state = None
+        result._presence = presence
+        return result
+
+    @property
+    def state(self) -> DeviceState:
+        state = self._state
+        if state is None:
+            assert self._presence is not None
+            state = self._state = state_from(self._presence)
+        return state
+
+    @property
+    def status(self) -> Status:
+        presence = self._presence
+        return self.state.status if presence is None else STATUSES[presence[0]]
+
+    @property
+    def since(self) -> float:
+        presence = self._presence
+        return self.state.since if presence is None else presence[1]
+
+    @property
+    def last_seen(self) -> float | None:
+        presence = self._presence
+        if presence is None:
+            return self.state.last_seen
+        last_seen = presence[2]
+        return None if last_seen != last_seen else last_seen
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BeatResult):
+            return NotImplemented
+        return (self.device_id, self.state, self.profile) == (
+            other.device_id,
+            other.state,
+            other.profile,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and not frozen
+
+    def __repr__(self) -> str:
+        return f"BeatResult({self.device_id!r}, {self.state!r}, {self.profile!r})"
 
 
 @dataclass(slots=True)
@@ -458,7 +526,7 @@ class Hub:
                 self.committer.mark_seen(device_id)
                 self._seen.add(device_id)
                 self.metrics.heartbeats.inc(1.0, _HEARTBEAT)
-                return BeatResult(device_id, table.state(n), table.profile_of(n))
+                return BeatResult.of_columns(device_id, table.presence(n), table.profile_of(n))
         self._check_attributes(device_id, attributes)
         changes = _Changes()
         result = self._observe(
@@ -491,7 +559,9 @@ class Hub:
                 n = index.get(device_id)
                 if n is not None and table.refresh(n, now):
                     seen.append(device_id)
-                    results.append(BeatResult(device_id, table.state(n), table.profile_of(n)))
+                    results.append(
+                        BeatResult.of_columns(device_id, table.presence(n), table.profile_of(n))
+                    )
                     continue
             try:
                 self._check_attributes(device_id, attributes)

@@ -139,3 +139,31 @@ async def test_rules_round_trip(store: NotifyStore) -> None:
     assert await store.list_rules() == [rule]
     assert await store.delete_rule("gone")
     assert await store.list_rules() == []
+
+
+async def test_an_alert_and_its_deliveries_are_written_together(store: NotifyStore) -> None:
+    alert = Alert("r/d1/1", "r", AlertKind.OFFLINE_FOR, "d1", AlertState.OPEN, T0, reason="x")
+    built: list[Alert] = []
+
+    def deliveries(stored: Alert) -> list[NewDelivery]:
+        built.append(stored)
+        return [_new("a", f"alert:{stored.key}:{stored.state.value}")]
+
+    def broken(stored: Alert) -> list[NewDelivery]:
+        raise RuntimeError("crashed between the alert and its deliveries")
+
+    with pytest.raises(RuntimeError):
+        await store.open_alert(alert, broken)
+    assert await store.open_alerts() == []  # rolled back with the deliveries
+    opened = await store.open_alert(alert, deliveries)
+    assert opened is not None
+    assert built == [opened]  # built from the alert as stored, with its id
+    assert await store.open_alert(alert, deliveries) is None
+    assert len(built) == 1  # an alert that was already open enqueues nothing
+    done = Alert("r/d1/1", "r", AlertKind.OFFLINE_FOR, "d1", AlertState.RESOLVED, T0, T0 + 3, "y")
+    with pytest.raises(RuntimeError):
+        await store.resolve_alert(done, broken)
+    assert [a.key for a in await store.open_alerts()] == ["r/d1/1"]  # still open
+    assert await store.resolve_alert(done, deliveries) is not None
+    queued = await store.deliveries("a", DeliveryStatus.PENDING, 10)
+    assert [d.event_id for d in queued] == ["alert:r/d1/1:resolved", "alert:r/d1/1:open"]

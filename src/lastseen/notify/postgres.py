@@ -41,7 +41,7 @@ from lastseen.notify.sqlite import (
     subscription_from,
     subscription_row,
 )
-from lastseen.notify.store import CLAIM_OVERSCAN, busy, pick
+from lastseen.notify.store import CLAIM_OVERSCAN, AlertDeliveries, busy, pick
 
 #: Any constant: the advisory lock taken while migrating.
 _MIGRATION_LOCK = 0x6C7374_6E6F74
@@ -213,17 +213,8 @@ class PostgresNotifyStore:
             raise StoreError("notification store is not open")
         try:
             async with self._pool.connection() as conn, conn.transaction():
-                added = 0
                 async with conn.cursor() as cur:
-                    for d in deliveries:
-                        await cur.execute(
-                            "INSERT INTO notify_deliveries (subscription_id, event_id, device_id, "
-                            "body, status, created_at, next_at) VALUES (%s, %s, %s, %s, 'pending', "
-                            "%s, %s) ON CONFLICT (subscription_id, event_id) DO NOTHING",
-                            (d.subscription_id, d.event_id, d.device_id, d.body, d.created_at,
-                             d.created_at),
-                        )  # fmt: skip
-                        added += cur.rowcount
+                    added = await _insert_deliveries(cur, deliveries)
                     if cursor is not None:
                         await cur.execute(
                             "UPDATE notify_meta SET value = GREATEST(value, %s) "
@@ -361,24 +352,47 @@ class PostgresNotifyStore:
         rows = await self._rows("SELECT body FROM notify_rules ORDER BY name")
         return [rule_from(orjson.loads(b)) for (b,) in rows]
 
-    async def open_alert(self, alert: Alert) -> Alert | None:
-        rows = await self._rows(
+    async def open_alert(self, alert: Alert, deliveries: AlertDeliveries = None) -> Alert | None:
+        return await self._alert_write(
             "INSERT INTO notify_alerts (key, rule, kind, device_id, state, opened_at, "
             "resolved_at, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
             f"ON CONFLICT (key) DO NOTHING RETURNING {ALERT_COLUMNS}",
             alert_row(alert),
+            deliveries,
         )
-        return alert_from(rows[0]) if rows else None
 
-    async def resolve_alert(self, alert: Alert) -> Alert | None:
+    async def resolve_alert(self, alert: Alert, deliveries: AlertDeliveries = None) -> Alert | None:
         if alert.state is AlertState.RESOLVED and alert.opened_at == alert.resolved_at:
-            return await self.open_alert(alert)
-        rows = await self._rows(
+            return await self.open_alert(alert, deliveries)
+        return await self._alert_write(
             "UPDATE notify_alerts SET state = 'resolved', resolved_at = %s, reason = %s "
             f"WHERE key = %s AND state = 'open' RETURNING {ALERT_COLUMNS}",
             (alert.resolved_at, alert.reason, alert.key),
+            deliveries,
         )
-        return alert_from(rows[0]) if rows else None
+
+    async def _alert_write(
+        self, sql: str, args: Sequence[Any], deliveries: AlertDeliveries
+    ) -> Alert | None:
+        """One alert write and, when it took effect, its deliveries: one transaction."""
+        if self._pool is None:
+            raise StoreError("notification store is not open")
+        try:
+            async with (
+                self._pool.connection() as conn,
+                conn.transaction(),
+                conn.cursor() as cur,
+            ):
+                await cur.execute(sql, args)
+                row = await cur.fetchone()
+                if row is None:
+                    return None
+                stored = alert_from(row)
+                if deliveries is not None:
+                    await _insert_deliveries(cur, deliveries(stored))
+                return stored
+        except psycopg.Error as exc:
+            raise StoreError(f"notification store (postgres): {exc}") from exc
 
     async def alerts(self, state: AlertState | None, limit: int) -> list[Alert]:
         if state is None:
@@ -398,3 +412,17 @@ class PostgresNotifyStore:
             f"SELECT {ALERT_COLUMNS} FROM notify_alerts WHERE state = 'open' ORDER BY id"
         )
         return [alert_from(r) for r in rows]
+
+
+async def _insert_deliveries(cur: Any, deliveries: Sequence[NewDelivery]) -> int:
+    """Enqueue on ``cur``'s transaction, ignoring what is already queued; rows added."""
+    added = 0
+    for d in deliveries:
+        await cur.execute(
+            "INSERT INTO notify_deliveries (subscription_id, event_id, device_id, "
+            "body, status, created_at, next_at) VALUES (%s, %s, %s, %s, 'pending', "
+            "%s, %s) ON CONFLICT (subscription_id, event_id) DO NOTHING",
+            (d.subscription_id, d.event_id, d.device_id, d.body, d.created_at, d.created_at),
+        )
+        added += cur.rowcount
+    return added

@@ -286,19 +286,25 @@ class Notifier:
             await self._alerts(changes)
         self._alarm.set()
 
-    async def _enqueue(self, deliveries: list[NewDelivery], cursor: int | None) -> None:
+    def _admitted(self, deliveries: list[NewDelivery]) -> list[NewDelivery]:
+        """The overflow policy: with the queue full, new deliveries are dropped (the
+        queue keeps the oldest), counted, and said in the log."""
         backlog = self.counts[DeliveryStatus.PENDING] + self.counts[DeliveryStatus.SENDING]
         if deliveries and backlog >= self.max_queue:
-            # Overflow policy: drop the new deliveries (the queue keeps the oldest),
-            # counted, and said in the log; the cursor still moves on.
             self.metrics.dropped.inc(float(len(deliveries)))
             log.warning("event=webhook_queue_full dropped=%d", len(deliveries))
-            deliveries = []
-        added = await self.store.enqueue(deliveries, cursor)
+            return []
+        return deliveries
+
+    def _enqueued(self, added: int) -> None:
         if added:
             self.counts[DeliveryStatus.PENDING] += added
             self.metrics.enqueued.inc(float(added))
             self._work.set()
+
+    async def _enqueue(self, deliveries: list[NewDelivery], cursor: int | None) -> None:
+        # A full queue drops the deliveries, but the cursor still moves on.
+        self._enqueued(await self.store.enqueue(self._admitted(deliveries), cursor))
 
     # ------------------------------------------------------------------ alerts
 
@@ -307,15 +313,27 @@ class Notifier:
         if not changes:
             return
         now = self.clock.now()
-        deliveries = []
+        enqueued = 0
         facts = await device_facts(self.hub, {c.alert.device_id for c in changes})
         async with self._alert_lock:
             for change in changes:
+                device = facts.get(change.alert.device_id, UNKNOWN)
+
+                def deliveries(
+                    stored: Alert, action: str = change.action, device: Facts = device
+                ) -> list[NewDelivery]:
+                    nonlocal enqueued
+                    built = self._admitted(self._alert_deliveries(action, stored, device, now))
+                    enqueued += len(built)
+                    return built
+
+                # The alert and its deliveries are one transaction: a crash keeps both
+                # or neither (and then the alert opens again after the restart).
                 stored: Alert | None
                 if change.action == OPENED:
-                    stored = await self.store.open_alert(change.alert)
+                    stored = await self.store.open_alert(change.alert, deliveries)
                 else:
-                    stored = await self.store.resolve_alert(change.alert)
+                    stored = await self.store.resolve_alert(change.alert, deliveries)
                 if stored is None:
                     continue  # already recorded (another instance, or before a restart)
                 self.metrics.alerts.inc(1.0, stored.rule, change.action)
@@ -326,11 +344,8 @@ class Notifier:
                     stored.device_id,
                     stored.reason.replace(" ", "_"),
                 )
-                device = facts.get(stored.device_id, UNKNOWN)
                 await self._publish_alert(change.action, stored, device)
-                deliveries += self._alert_deliveries(change.action, stored, device, now)
-        if deliveries:
-            await self._enqueue(deliveries, None)
+        self._enqueued(enqueued)
 
     async def _publish_alert(self, action: str, alert: Alert, device: Facts) -> None:
         """To stream subscribers (every instance's, in scale-out). Best effort: the

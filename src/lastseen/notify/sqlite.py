@@ -32,7 +32,7 @@ from lastseen.notify.models import (
     Subscription,
 )
 from lastseen.notify.policy import Decision
-from lastseen.notify.store import CLAIM_OVERSCAN, busy, pick
+from lastseen.notify.store import CLAIM_OVERSCAN, AlertDeliveries, busy, pick
 
 T = TypeVar("T")
 
@@ -299,20 +299,8 @@ class SQLiteNotifyStore:
     # ------------------------------------------------------------------ queue
 
     async def enqueue(self, deliveries: Sequence[NewDelivery], cursor: int | None) -> int:
-        rows = [
-            (d.subscription_id, d.event_id, d.device_id, d.body, DeliveryStatus.PENDING.value,
-             d.created_at, d.created_at)
-            for d in deliveries
-        ]  # fmt: skip
-
         def job(c: sqlite3.Connection) -> int:
-            before = c.total_changes
-            c.executemany(
-                "INSERT OR IGNORE INTO deliveries (subscription_id, event_id, device_id, body, "
-                "status, created_at, next_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            added = c.total_changes - before
+            added = _insert_deliveries(c, deliveries)
             if cursor is not None:
                 c.execute(
                     "UPDATE notify_meta SET value = max(value, ?) WHERE key = 'cursor'", (cursor,)
@@ -479,7 +467,7 @@ class SQLiteNotifyStore:
 
         return await self._run(job)
 
-    async def open_alert(self, alert: Alert) -> Alert | None:
+    async def open_alert(self, alert: Alert, deliveries: AlertDeliveries = None) -> Alert | None:
         def job(c: sqlite3.Connection) -> Alert | None:
             cur = c.execute(
                 "INSERT OR IGNORE INTO alerts (key, rule, kind, device_id, state, opened_at, "
@@ -488,16 +476,13 @@ class SQLiteNotifyStore:
             )
             if cur.rowcount == 0:
                 return None
-            row = c.execute(
-                f"SELECT {ALERT_COLUMNS} FROM alerts WHERE key = ?", (alert.key,)
-            ).fetchone()
-            return alert_from(row)
+            return _stored_alert(c, alert.key, deliveries)
 
         return await self._run(job)
 
-    async def resolve_alert(self, alert: Alert) -> Alert | None:
+    async def resolve_alert(self, alert: Alert, deliveries: AlertDeliveries = None) -> Alert | None:
         if alert.state is AlertState.RESOLVED and alert.opened_at == alert.resolved_at:
-            return await self.open_alert(alert)
+            return await self.open_alert(alert, deliveries)
 
         def job(c: sqlite3.Connection) -> Alert | None:
             cur = c.execute(
@@ -507,10 +492,7 @@ class SQLiteNotifyStore:
             )
             if cur.rowcount == 0:
                 return None
-            row = c.execute(
-                f"SELECT {ALERT_COLUMNS} FROM alerts WHERE key = ?", (alert.key,)
-            ).fetchone()
-            return alert_from(row)
+            return _stored_alert(c, alert.key, deliveries)
 
         return await self._run(job)
 
@@ -535,6 +517,31 @@ class SQLiteNotifyStore:
             return [alert_from(r) for r in rows]
 
         return await self._run(job)
+
+
+def _insert_deliveries(c: sqlite3.Connection, deliveries: Sequence[NewDelivery]) -> int:
+    """Enqueue, ignoring what is already queued; how many rows were added."""
+    before = c.total_changes
+    c.executemany(
+        "INSERT OR IGNORE INTO deliveries (subscription_id, event_id, device_id, body, "
+        "status, created_at, next_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (d.subscription_id, d.event_id, d.device_id, d.body, DeliveryStatus.PENDING.value,
+             d.created_at, d.created_at)
+            for d in deliveries
+        ],
+    )  # fmt: skip
+    return c.total_changes - before
+
+
+def _stored_alert(c: sqlite3.Connection, key: str, deliveries: AlertDeliveries) -> Alert:
+    """The alert just written, with its deliveries enqueued in the same transaction."""
+    stored = alert_from(
+        c.execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE key = ?", (key,)).fetchone()
+    )
+    if deliveries is not None:
+        _insert_deliveries(c, deliveries(stored))
+    return stored
 
 
 def _claimed(d: Delivery, lease_until: float) -> Delivery:

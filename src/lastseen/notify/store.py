@@ -12,12 +12,13 @@ queue). Both give the same guarantees, checked by one contract test suite:
   while an earlier one to that subscription is pending or being sent;
 * **finishing is compare-and-set** on the attempt number: a worker whose lease
   lapsed cannot overwrite what the worker that took over decided;
-* **alerts open once** per key, and resolve once.
+* **alerts open once** per key, and resolve once, with their deliveries enqueued in
+  the same transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from lastseen.notify.models import (
@@ -31,6 +32,9 @@ from lastseen.notify.models import (
     Subscription,
 )
 from lastseen.notify.policy import Decision
+
+#: Builds an alert's deliveries from the alert as stored (with its id); None: none.
+AlertDeliveries = Callable[[Alert], Sequence[NewDelivery]] | None
 
 #: Candidates a claim considers per delivery it may return (the per-subscription cap
 #: is applied to them in Python, in ``pick``).
@@ -108,14 +112,18 @@ class NotifyStore(Protocol):
     async def delete_rule(self, name: str) -> bool: ...
     async def list_rules(self) -> list[AlertRule]: ...
 
-    async def open_alert(self, alert: Alert) -> Alert | None:
+    async def open_alert(self, alert: Alert, deliveries: AlertDeliveries = None) -> Alert | None:
         """Insert an open alert; None when one with its key exists (another instance,
-        or this one before a restart, opened it)."""
+        or this one before a restart, opened it).
+
+        ``deliveries(stored)`` builds the alert's webhook deliveries; they are enqueued
+        in the same transaction, so a crash can never keep the alert and lose them."""
         ...
 
-    async def resolve_alert(self, alert: Alert) -> Alert | None:
+    async def resolve_alert(self, alert: Alert, deliveries: AlertDeliveries = None) -> Alert | None:
         """Open → resolved by key; None when it was not open. A ``fired`` alert
-        (already resolved) is inserted as such, once."""
+        (already resolved) is inserted as such, once. ``deliveries`` as for
+        ``open_alert``."""
         ...
 
     async def alerts(self, state: AlertState | None, limit: int) -> list[Alert]:

@@ -160,49 +160,7 @@ def _presence(s: DeviceState) -> tuple[Any, ...]:
 
 
 def device(row: Any) -> DeviceRecord:
-    (
-        id_,
-        profile,
-        labels,
-        attributes,
-        metrics,
-        status,
-        since,
-        last_seen,
-        last_own,
-        anchor,
-        reason,
-        source,
-        session,
-        flaps,
-        flapping,
-        created_at,
-        updated_at,
-        version,
-    ) = row
-    state = rows.state(
-        status,
-        since,
-        last_seen,
-        last_own,
-        anchor,
-        reason,
-        source,
-        session,
-        tuple(flaps),
-        flapping,
-    )
-    return DeviceRecord(
-        id=id_,
-        profile=profile,
-        state=state,
-        labels=orjson.loads(labels),
-        attributes=orjson.loads(attributes),
-        metrics=orjson.loads(metrics),
-        created_at=created_at,
-        updated_at=updated_at,
-        version=version,
-    )
+    return rows.device(row, tuple)
 
 
 # --- events -----------------------------------------------------------------------

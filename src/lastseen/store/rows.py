@@ -1,13 +1,14 @@
-"""Rows of the key and audit tables, the same on every SQL backend."""
+"""Rows of the device, event, key and audit tables, the same on every SQL backend."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import orjson
 
 from lastseen.presence import DeviceState, Reason, Source, Status, Transition
-from lastseen.store.base import AuditRecord, EventRecord, KeyRecord
+from lastseen.store.base import AuditRecord, DeviceRecord, EventRecord, KeyRecord
 
 _STATUSES: Final = {s.value: s for s in Status}
 _REASONS: Final = {r.value: r for r in Reason}
@@ -38,6 +39,53 @@ def state(
         session=session,
         flaps=flaps,
         flapping=flapping,
+    )
+
+
+def device(row: Any, flaps_of: Callable[[Any], tuple[float, ...]]) -> DeviceRecord:
+    """A device from its stored row; ``flaps_of`` decodes the backend's flaps column
+    (a JSON array in SQLite, a float array in PostgreSQL)."""
+    (
+        id_,
+        profile,
+        labels,
+        attributes,
+        metrics,
+        status,
+        since,
+        last_seen,
+        last_own,
+        anchor,
+        reason,
+        source,
+        session,
+        flaps,
+        flapping,
+        created_at,
+        updated_at,
+        version,
+    ) = row
+    return DeviceRecord(
+        id=id_,
+        profile=profile,
+        state=state(
+            status,
+            since,
+            last_seen,
+            last_own,
+            anchor,
+            reason,
+            source,
+            session,
+            flaps_of(flaps),
+            bool(flapping),  # SQLite stores 0/1, PostgreSQL a boolean
+        ),
+        labels=orjson.loads(labels),
+        attributes=orjson.loads(attributes),
+        metrics=orjson.loads(metrics),
+        created_at=created_at,
+        updated_at=updated_at,
+        version=version,
     )
 
 

@@ -650,49 +650,7 @@ def _device_row(record: DeviceRecord) -> tuple[object, ...]:
 
 
 def _device(row: Any) -> DeviceRecord:
-    (
-        id_,
-        profile,
-        labels,
-        attributes,
-        metrics,
-        status,
-        since,
-        last_seen,
-        last_own,
-        anchor,
-        reason,
-        source,
-        session,
-        flaps,
-        flapping,
-        created_at,
-        updated_at,
-        version,
-    ) = row
-    state = rows.state(
-        status,
-        since,
-        last_seen,
-        last_own,
-        anchor,
-        reason,
-        source,
-        session,
-        tuple(orjson.loads(flaps)),
-        bool(flapping),
-    )
-    return DeviceRecord(
-        id=id_,
-        profile=profile,
-        state=state,
-        labels=orjson.loads(labels),
-        attributes=orjson.loads(attributes),
-        metrics=orjson.loads(metrics),
-        created_at=created_at,
-        updated_at=updated_at,
-        version=version,
-    )
+    return rows.device(row, lambda flaps: tuple(orjson.loads(flaps)))
 
 
 def _event_row(event: EventRecord) -> tuple[object, ...]:

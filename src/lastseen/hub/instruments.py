@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from lastseen.metrics import LAG_BUCKETS, Registry
@@ -25,12 +26,37 @@ def rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-class HubMetrics:
-    def __init__(self, hub: Hub) -> None:
+class CommonMetrics:
+    """The metrics every hub has, embedded or shared, named and explained once."""
+
+    def __init__(self, subscribers: Callable[[], int]) -> None:
         r = self.registry = Registry()
         self.heartbeats = r.counter(
             "lastseen_heartbeats_total", "Signs of life received, by source.", ["source"]
         )
+        r.gauge(
+            "lastseen_stream_subscribers",
+            "Open SSE and WebSocket subscribers.",
+            lambda: {(): float(subscribers())},
+        )
+        self.subscriber_resets = r.counter(
+            "lastseen_stream_overflows_total",
+            "Subscribers reset and disconnected because they fell too far behind.",
+        )
+        self.rejected = r.counter(
+            "lastseen_rejected_total", "Requests and messages refused, by error code.", ["code"]
+        )
+        r.gauge(
+            "lastseen_process_resident_memory_bytes",
+            "Resident memory of the hub process.",
+            lambda: {(): float(rss_bytes())},
+        )
+
+
+class HubMetrics(CommonMetrics):
+    def __init__(self, hub: Hub) -> None:
+        super().__init__(lambda: len(hub.broadcaster.subscribers))
+        r = self.registry
         self.transitions = r.counter(
             "lastseen_transitions_total", "Status transitions, by from and to.", ["from", "to"]
         )
@@ -44,18 +70,6 @@ class HubMetrics:
             "lastseen_timeout_lag_seconds",
             "Time from a timeout's deadline to the publication of its transition.",
             LAG_BUCKETS,
-        )
-        r.gauge(
-            "lastseen_stream_subscribers",
-            "Open SSE and WebSocket subscribers.",
-            lambda: {(): float(len(hub.broadcaster.subscribers))},
-        )
-        self.subscriber_resets = r.counter(
-            "lastseen_stream_overflows_total",
-            "Subscribers reset and disconnected because they fell too far behind.",
-        )
-        self.rejected = r.counter(
-            "lastseen_rejected_total", "Requests and messages refused, by error code.", ["code"]
         )
         self.commit_seconds = r.histogram(
             "lastseen_store_commit_seconds",
@@ -74,9 +88,4 @@ class HubMetrics:
             lambda: {(): float(hub.committer.backlog)},
         )
         r.gauge("lastseen_seq", "The newest assigned transition seq.", lambda: {(): float(hub.seq)})
-        r.gauge(
-            "lastseen_process_resident_memory_bytes",
-            "Resident memory of the hub process.",
-            lambda: {(): float(rss_bytes())},
-        )
         self.statuses = tuple(Status)

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lastseen.hub.instruments import rss_bytes
-from lastseen.metrics import LAG_BUCKETS, Registry
+from lastseen.hub.instruments import CommonMetrics
+from lastseen.metrics import LAG_BUCKETS
 
 if TYPE_CHECKING:
     from lastseen.scaleout.hub import RedisHub
 
 
-class ScaleoutMetrics:
+class ScaleoutMetrics(CommonMetrics):
     """Counters are this instance's; gauges of fleet state read Redis's cached view."""
 
     def __init__(self, hub: RedisHub) -> None:
-        r = self.registry = Registry()
-        self.heartbeats = r.counter(
-            "lastseen_heartbeats_total", "Signs of life received, by source.", ["source"]
-        )
+        super().__init__(lambda: len(hub.broadcaster.subscribers))
+        r = self.registry
         self.transitions = r.counter(
             "lastseen_transitions_total",
             "Status transitions published by this instance, by from and to.",
@@ -34,18 +32,6 @@ class ScaleoutMetrics:
             "lastseen_timeout_lag_seconds",
             "Time from a timeout's deadline to its publication on this instance.",
             LAG_BUCKETS,
-        )
-        r.gauge(
-            "lastseen_stream_subscribers",
-            "Open SSE and WebSocket subscribers.",
-            lambda: {(): float(len(hub.broadcaster.subscribers))},
-        )
-        self.subscriber_resets = r.counter(
-            "lastseen_stream_overflows_total",
-            "Subscribers reset and disconnected because they fell too far behind.",
-        )
-        self.rejected = r.counter(
-            "lastseen_rejected_total", "Requests and messages refused, by error code.", ["code"]
         )
         self.redis_errors = r.counter(
             "lastseen_redis_errors_total", "Redis calls that failed, by background task.", ["task"]
@@ -73,9 +59,4 @@ class ScaleoutMetrics:
             "lastseen_seq",
             "The newest seq this instance published.",
             lambda: {(): float(hub.published_seq)},
-        )
-        r.gauge(
-            "lastseen_process_resident_memory_bytes",
-            "Resident memory of the hub process.",
-            lambda: {(): float(rss_bytes())},
         )

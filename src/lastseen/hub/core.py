@@ -71,10 +71,12 @@ from lastseen.presence import (
     DeviceState,
     Observation,
     Profile,
+    ProfileRegistry,
     Source,
     Status,
     Transition,
     advance,
+    check_observation,
     new_device,
     observe,
 )
@@ -126,6 +128,12 @@ def check_device_id(device_id: str) -> str:
             code="invalid_device_id",
         )
     return device_id
+
+
+def check_profile(profiles: ProfileRegistry, name: str | None) -> None:
+    """Refuse a device's profile that is not configured (None keeps the current one)."""
+    if name is not None and name not in profiles:
+        raise InvalidInput(f"no profile called {name!r}", code="unknown_profile")
 
 
 def refreshed(state: DeviceState, scheduled: float | None, now: float) -> DeviceState | None:
@@ -584,9 +592,7 @@ class Hub:
         self, device_id: str, observation: Observation, *, register: bool = False
     ) -> BeatResult:
         """Any observation (connect, disconnect, probe, manual) for one device."""
-        if observation.source is Source.MANUAL and observation.status in (None, Status.UNKNOWN):
-            # Refused before registering: bad input never changes state (as RedisHub).
-            raise ValueError("a manual observation needs a target status other than unknown")
+        check_observation(observation)  # before registering: bad input changes nothing
         now = self.clock.now()
         changes = _Changes()
         result = self._observe(device_id, observation, now, changes, register=register)
@@ -601,8 +607,7 @@ class Hub:
         labels: Mapping[str, str] | None = None,
     ) -> tuple[DeviceRecord, bool]:
         """Register or update a device's profile and labels; True if it was created."""
-        if profile is not None and profile not in self.profiles:
-            raise InvalidInput(f"no profile called {profile!r}", code="unknown_profile")
+        check_profile(self.profiles, profile)
         now = self.clock.now()
         changes = _Changes()
         table = self.table

@@ -204,6 +204,13 @@ _OWN_REASONS = {
 }
 
 
+def check_observation(observation: Observation) -> None:
+    """Refuse an observation no device could take (a manual one without a target
+    status): shells call this before touching anything, the engine again."""
+    if observation.source is Source.MANUAL and observation.status in (None, Status.UNKNOWN):
+        raise ValueError("a manual observation needs a target status other than unknown")
+
+
 def observe(state: DeviceState, observation: Observation, profile: Profile, now: float) -> Step:
     """Apply due deadlines, then ``observation`` received at ``now``."""
     step = advance(state, profile, now)
@@ -257,8 +264,7 @@ def observe(state: DeviceState, observation: Observation, profile: Profile, now:
         elif state.last_own is None or now - state.last_own >= profile.stale_after:
             to, reason = _PROBE_DEGRADE.get(state.status), Reason.PROBE_FAILED
     elif source is Source.MANUAL:
-        if observation.status is None or observation.status is Status.UNKNOWN:
-            raise ValueError("a manual observation needs a target status other than unknown")
+        check_observation(observation)
         to, reason = observation.status, Reason.MANUAL
         if to is Status.ONLINE:
             state = replace(state, anchor=now)

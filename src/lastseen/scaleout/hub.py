@@ -31,13 +31,14 @@ from lastseen.clock import Clock, SystemClock
 from lastseen.errors import InvalidInput, NotFound
 from lastseen.hub.api import BatchItem
 from lastseen.hub.broadcast import DEVICE, Broadcaster, Message, StreamFilter, Subscriber
-from lastseen.hub.core import MAX_ATTRIBUTES, BeatResult
+from lastseen.hub.core import MAX_ATTRIBUTES, BeatResult, check_profile
 from lastseen.hub.feed import FeedItem, transition_feed
 from lastseen.presence import (
     Observation,
     Profile,
     Source,
     Status,
+    check_observation,
     next_deadline,
 )
 from lastseen.retention import prune_forever
@@ -304,8 +305,7 @@ class RedisHub:
         attributes: Mapping[str, Any] | None = None,
         metrics: Mapping[str, Any] | None = None,
     ) -> BeatResult:
-        if observation.source is Source.MANUAL and observation.status in (None, Status.UNKNOWN):
-            raise ValueError("a manual observation needs a target status other than unknown")
+        check_observation(observation)
         args = self._observe_args(device_id, observation, register, attributes, metrics)
         with translated():
             if self._coalescer is not None:
@@ -382,8 +382,7 @@ class RedisHub:
         labels: Mapping[str, str] | None = None,
     ) -> tuple[DeviceRecord, bool]:
         """Register or update a device in Redis, then in the store (an admin write)."""
-        if profile is not None and profile not in self.profiles:
-            raise InvalidInput(f"no profile called {profile!r}", code="unknown_profile")
+        check_profile(self.profiles, profile)
         args = [
             device_id,
             self._default_spec,

@@ -136,40 +136,6 @@ def check_profile(profiles: ProfileRegistry, name: str | None) -> None:
         raise InvalidInput(f"no profile called {name!r}", code="unknown_profile")
 
 
-def refreshed(state: DeviceState, scheduled: float | None, now: float) -> DeviceState | None:
-    """The hot path: a bare heartbeat of an online device none of whose deadlines has
-    come, or None when the engine's general path must decide.
-
-    The engine's answer is known in that case (``observe`` would apply no deadline
-    and make no transition: only the three times move, nothing durable changes), so
-    the state is built directly; tests/hub check that it is the engine's answer. The
-    heap needs nothing either: the live entry (``scheduled``, never later than the old
-    deadline, which is never later than the new one) fires first and re-arms.
-    """
-    anchor = state.anchor
-    if (
-        state.status is not Status.ONLINE
-        or state.flapping
-        or scheduled is None
-        or scheduled <= now
-        or anchor is None
-        or anchor > now
-    ):
-        return None
-    return DeviceState(
-        status=Status.ONLINE,
-        since=state.since,
-        last_seen=now,
-        last_own=now,
-        anchor=now,
-        reason=state.reason,
-        source=state.source,
-        session=state.session,
-        flaps=state.flaps,
-        flapping=False,
-    )
-
-
 class BeatResult:
     """What a heartbeat or an observation left: the device's presence and profile.
 
@@ -529,7 +495,7 @@ class Hub:
         if source is Source.HEARTBEAT and not (attributes or metrics):
             table = self.table
             n = table.index.get(device_id)
-            # The hot path (see ``refreshed``), on the columns.
+            # The hot path on the columns (``DeviceTable.refresh``).
             if n is not None and table.refresh(n, now):
                 self.committer.mark_seen(device_id)
                 self._seen.add(device_id)

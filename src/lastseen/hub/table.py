@@ -296,9 +296,16 @@ class DeviceTable:
             side.pop(n, None)
 
     def refresh(self, n: int, now: float) -> bool:
-        """The heartbeat hot path on the columns (see ``hub.core.refreshed``, which it
-        mirrors): an online, non-flapping device whose live deadline has not come only
-        moves its three times. False when the engine's general path must decide."""
+        """The heartbeat hot path: an online, non-flapping device whose live deadline
+        has not come only moves its three times. False when the engine's general path
+        must decide.
+
+        The engine's answer is known in that case (``observe`` would apply no deadline
+        and make no transition, nothing durable changes), so the columns are set
+        directly; tests/hub/test_refresh.py checks that it is the engine's answer. The
+        deadlines need nothing either: the live entry (``scheduled``, never later than
+        the old deadline, which is never later than the new one) fires first and
+        re-arms."""
         scheduled = self.scheduled[n]
         anchor = self.anchor[n]
         # NaN compares false both ways, so "not scheduled" and "no anchor" fail here.

@@ -30,6 +30,20 @@ def test_a_state_comes_back_exactly_as_it_was_stored(
     assert table.state(n) == second
 
 
+@given(st.lists(states, min_size=1, max_size=8))
+def test_presence_columns_are_the_states_of_the_devices_asked_for(
+    stored: list[DeviceState],
+) -> None:
+    table = DeviceTable()
+    numbers = [table.add(f"d{i}", s, PROFILE, T0, T0) for i, s in enumerate(stored)]
+    asked = numbers[::-1][: max(1, len(numbers) - 1)]  # not all, not in number order
+    ids = [f"d{n}" for n in asked]
+    updates = list(table.presence_columns(ids, asked).updates())
+    assert [u.id for u in updates] == ids
+    assert [u.state for u in updates] == [stored[n] for n in asked]
+    assert all(u.version == 0 for u in updates)
+
+
 def test_numbers_are_interned_and_recycled_on_delete() -> None:
     table = DeviceTable()
     a = table.add("a", new_device(T0), PROFILE, T0, T0)

@@ -13,7 +13,15 @@ import pytest
 from lastseen.errors import StoreError
 from lastseen.hub.table import DeviceTable
 from lastseen.presence import DeviceState, Profile, Reason, Source, Status, Transition
-from lastseen.store import Batch, DeviceQuery, DeviceRecord, EventRecord, PresenceUpdate, Store
+from lastseen.store import (
+    Batch,
+    DeviceQuery,
+    DeviceRecord,
+    EventRecord,
+    PresenceColumns,
+    PresenceUpdate,
+    Store,
+)
 from tests.store.conftest import Backend
 
 pytestmark = pytest.mark.anyio
@@ -356,6 +364,60 @@ async def test_presence_updates_move_only_the_presence_columns(store: Store) -> 
     assert await store.get_device("never-stored") is None
 
 
+def columns_of(updates: list[PresenceUpdate]) -> PresenceColumns:
+    states = [u.state for u in updates]
+    return PresenceColumns(
+        ids=[u.id for u in updates],
+        status=[s.status for s in states],
+        since=[s.since for s in states],
+        last_seen=[s.last_seen for s in states],
+        last_own=[s.last_own for s in states],
+        anchor=[s.anchor for s in states],
+        reason=[s.reason for s in states],
+        source=[s.source for s in states],
+        session=[s.session for s in states],
+        flaps=[s.flaps for s in states],
+        flapping=[s.flapping for s in states],
+    )
+
+
+async def test_presence_columns_are_the_same_writes_as_presence_updates(store: Store) -> None:
+    await store.apply(Batch(upserts=[device("a", labels={"site": "x"}), device("b"), device("c")]))
+    rich = DeviceState(
+        status=Status.STALE,
+        since=1_700_000_060.0,
+        last_seen=1_700_000_050.0,
+        last_own=1_700_000_040.0,
+        anchor=1_700_000_045.0,
+        reason=Reason.STALE_TIMEOUT,
+        source=Source.TIMEOUT,
+        session=7,
+        flaps=(1_700_000_001.0, 1_700_000_060.0),
+        flapping=True,
+    )
+    bare = DeviceState(status=Status.OFFLINE, since=1_700_000_070.0, flaps=(1_700_000_070.0,))
+    # "c" is written by both parts of the batch: the columns come second and win.
+    updates = [PresenceUpdate("a", rich), PresenceUpdate("c", bare), PresenceUpdate("ghost", bare)]
+    await store.apply(
+        Batch(
+            presence=[PresenceUpdate("c", rich)],
+            presence_columns=columns_of(updates),
+        )
+    )
+    stored = {r.id: r for r in await store.load_devices()}
+    assert set(stored) == {"a", "b", "c"}  # "ghost" was never stored: a no-op
+    assert stored["a"].state == rich
+    assert stored["a"].labels == {"site": "x"}
+    assert stored["c"].state == bare
+    assert stored["b"].state == device("b").state
+
+
+def test_presence_columns_are_refused_in_an_idempotent_batch() -> None:
+    columns = columns_of([PresenceUpdate("a", DeviceState())])
+    with pytest.raises(ValueError, match="idempotent"):
+        Batch(presence_columns=columns, idempotent=True)
+
+
 async def test_later_upsert_of_one_id_in_a_batch_wins(store: Store) -> None:
     first = device("d", labels={"v": "1"}, updated_at=1.0)
     second = device("d", labels={"v": "2"}, updated_at=2.0)
@@ -371,6 +433,28 @@ async def test_large_batch(store: Store) -> None:
     assert by_id(await store.load_devices()) == by_id(records)
     assert await store.events(4990, 100) == events[4990:]
     assert await store.last_seq() == 5000
+
+
+async def test_large_presence_batch_with_repeats_keeps_the_last_of_each_device(
+    store: Store,
+) -> None:
+    ids = [f"dev-{i:05d}" for i in range(2500)]
+    await store.apply(Batch(upserts=[device(i) for i in ids]))
+    updates = [
+        PresenceUpdate(i, DeviceState(status=Status.STALE, since=float(n)))
+        for n, i in enumerate(ids)
+    ]
+    # Then a later update of every third device in the same batch, shuffled in.
+    later = {i: DeviceState(status=Status.OFFLINE, since=-float(n)) for n, i in enumerate(ids[::3])}
+    updates += [PresenceUpdate(i, s) for i, s in later.items()]
+    random.Random(3).shuffle(updates)
+    updates.sort(key=lambda u: u.state.status is Status.OFFLINE)  # each later one after
+    await store.apply(Batch(presence=updates))
+    stored = {r.id: r.state for r in await store.load_devices()}
+    assert len(stored) == 2500
+    for n, i in enumerate(ids):
+        expected = later.get(i, DeviceState(status=Status.STALE, since=float(n)))
+        assert stored[i] == expected, i
 
 
 # --- list_devices ------------------------------------------------------------------

@@ -33,13 +33,13 @@ from dataclasses import dataclass, field
 
 from lastseen.errors import LastseenError
 from lastseen.metrics import Counter, Histogram
-from lastseen.store import Batch, DeviceRecord, EventRecord, PresenceUpdate, Store
+from lastseen.store import Batch, DeviceRecord, EventRecord, PresenceColumns, Store
 
 log = logging.getLogger("lastseen.committer")
 
 #: ``(upserts, deletes, presence updates)`` for full and presence-only ids, as of now.
 Snapshot = Callable[
-    [set[str], set[str]], tuple[list[DeviceRecord], list[str], list[PresenceUpdate]]
+    [set[str], set[str]], tuple[list[DeviceRecord], list[str], PresenceColumns | None]
 ]
 
 
@@ -144,7 +144,7 @@ class Committer:
             # A full row already carries the presence columns.
             upserts, deletes, presence = self._snapshot(pending.ids, pending.presence - pending.ids)
             batch = Batch(
-                upserts=upserts, deletes=deletes, events=pending.events, presence=presence
+                upserts=upserts, deletes=deletes, events=pending.events, presence_columns=presence
             )
             started = time.perf_counter()
             try:
@@ -159,7 +159,7 @@ class Committer:
             self.healthy = True
             self._commit_seconds.observe(time.perf_counter() - started)
             self._rows_written.inc(
-                len(upserts) + len(deletes) + len(pending.events) + len(presence)
+                len(upserts) + len(deletes) + len(pending.events) + len(presence or ())
             )
             if pending.events:
                 try:

@@ -38,6 +38,7 @@ import orjson
 
 from lastseen.clock import Clock, SystemClock
 from lastseen.errors import InvalidInput, NotFound, Unavailable
+from lastseen.hub import heap
 from lastseen.hub.broadcast import (
     DEVICE,
     RESET,
@@ -54,6 +55,7 @@ from lastseen.hub.deadlines import Deadlines, bucket_of
 from lastseen.hub.expiry import Expired, expire_many
 from lastseen.hub.expiry import deadline as deadline_of
 from lastseen.hub.feed import FeedItem, transition_feed
+from lastseen.hub.heap import Trimmer
 from lastseen.hub.instruments import HubMetrics
 from lastseen.hub.rendering import event_bytes, event_tail
 from lastseen.hub.table import (
@@ -82,7 +84,7 @@ from lastseen.presence import (
 )
 from lastseen.retention import prune_forever
 from lastseen.settings import Settings
-from lastseen.store import DeviceQuery, DeviceRecord, EventRecord, PresenceUpdate, Store
+from lastseen.store import DeviceQuery, DeviceRecord, EventRecord, PresenceColumns, Store
 from lastseen.timefmt import rfc3339
 from lastseen.wire import device_json, event_json
 
@@ -282,6 +284,8 @@ class Hub:
         # the cyclic collector's sight so full collections stay short.
         gc.collect()
         gc.freeze()
+        # The rows read are freed now; give their pages back (hub/heap.py).
+        heap.release()
         log.info("event=loaded devices=%d overdue=%d seq=%d", len(table), overdue, self.seq)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.committer.run(), name="committer")]
@@ -289,6 +293,7 @@ class Hub:
             self._tasks += [
                 loop.create_task(self._timer(), name="deadline-timer"),
                 loop.create_task(self._seen_ticker(), name="seen-ticker"),
+                loop.create_task(self._heap_trimmer(), name="heap-trimmer"),
                 loop.create_task(
                     prune_forever(
                         "events",
@@ -760,6 +765,17 @@ class Hub:
 
             self.broadcaster.publish_message(SEEN, partial(_seen_message, stamps))
 
+    async def _heap_trimmer(self) -> None:
+        """Once a second, return freed heap pages to the OS if enough rows were
+        written since the last time (hub/heap.py); in a thread, off the loop."""
+        trimmer = Trimmer()
+        written = self.metrics.rows_written
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0)
+            if trimmer.due(written.get()):
+                await loop.run_in_executor(None, heap.release)
+
     # ------------------------------------------------------------------ reads
 
     def _record(self, device_id: str, n: int) -> DeviceRecord:
@@ -796,7 +812,7 @@ class Hub:
 
     def _snapshot(
         self, ids: set[str], presence_ids: set[str]
-    ) -> tuple[list[DeviceRecord], list[str], list[PresenceUpdate]]:
+    ) -> tuple[list[DeviceRecord], list[str], PresenceColumns | None]:
         table = self.table
         index = table.index
         upserts = []
@@ -807,13 +823,14 @@ class Hub:
                 deletes.append(device_id)
             else:
                 upserts.append(self._record(device_id, n))
-        state = table.state
-        presence = [
-            PresenceUpdate(device_id, state(n))
-            for device_id in presence_ids
-            if (n := index.get(device_id)) is not None
-        ]
-        return upserts, deletes, presence
+        present = []
+        numbers = []
+        for device_id in presence_ids:
+            n = index.get(device_id)
+            if n is not None:
+                present.append(device_id)
+                numbers.append(n)
+        return upserts, deletes, table.presence_columns(present, numbers) if numbers else None
 
     def get(self, device_id: str) -> tuple[DeviceRecord, Profile]:
         n = self.table.index.get(device_id)

@@ -34,6 +34,7 @@ from typing import Any, Final
 import orjson
 
 from lastseen.presence import DeviceState, Profile, Reason, Source, Status
+from lastseen.store import PresenceColumns
 
 NAN: Final = float("nan")
 
@@ -261,6 +262,26 @@ class DeviceTable:
             self.flapping[n],
         )
 
+    def presence_columns(self, ids: list[str], numbers: list[int]) -> PresenceColumns:
+        """The presence of devices ``numbers`` (whose ids are ``ids``) for the store, a
+        column at a time: no ``DeviceState`` per device (``state`` costs 5-8x
+        ``presence``)."""
+        flaps_of = self.flaps
+        flap = self.flap
+        return PresenceColumns(
+            ids=ids,
+            status=[STATUSES[code] for code in map(self.status.__getitem__, numbers)],
+            since=list(map(self.since.__getitem__, numbers)),
+            last_seen=_nones(map(self.last_seen.__getitem__, numbers)),
+            last_own=_nones(map(self.last_own.__getitem__, numbers)),
+            anchor=_nones(map(self.anchor.__getitem__, numbers)),
+            reason=[None if c < 0 else REASONS[c] for c in map(self.reason.__getitem__, numbers)],
+            source=[None if c < 0 else SOURCES[c] for c in map(self.source.__getitem__, numbers)],
+            session=list(map(self.sessions.get, numbers)),
+            flaps=[flaps_of.get(n) or (() if (f := flap[n]) != f else (f,)) for n in numbers],
+            flapping=[bool(f) for f in map(self.flapping.__getitem__, numbers)],
+        )
+
     def set_state(self, n: int, state: DeviceState) -> None:
         self.status[n] = STATUS_CODE[state.status]
         self.since[n] = state.since
@@ -317,6 +338,11 @@ class DeviceTable:
         self.last_own[n] = now
         self.anchor[n] = now
         return True
+
+
+def _nones(values: Iterator[float]) -> list[float | None]:
+    """NaN (no time) as None."""
+    return [None if v != v else v for v in values]
 
 
 def state_from(presence: Presence) -> DeviceState:

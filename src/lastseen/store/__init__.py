@@ -8,6 +8,7 @@ from lastseen.store.base import (
     DeviceRow,
     EventRecord,
     KeyRecord,
+    PresenceColumns,
     PresenceUpdate,
     Store,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "DeviceRow",
     "EventRecord",
     "KeyRecord",
+    "PresenceColumns",
     "PresenceUpdate",
     "SQLiteStore",
     "Store",

@@ -12,11 +12,11 @@ process changed them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from lastseen.presence import DeviceState, Status, Transition
+from lastseen.presence import DeviceState, Reason, Source, Status, Transition
 
 JSONMap = Mapping[str, Any]
 
@@ -67,11 +67,46 @@ class PresenceUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class PresenceColumns:
+    """Presence updates as parallel columns: position ``i`` is the same write as
+    ``PresenceUpdate(ids[i], DeviceState(status[i], since[i], ...))`` with version 0.
+
+    For a producer that keeps its state in columns (the embedded hub's table): it
+    hands over its values without building a ``DeviceState`` and a ``PresenceUpdate``
+    per device, which cost more than the SQL itself in a 100 000-device burst
+    (BENCHMARKS.md). Each id appears at most once; all columns have the same length.
+    """
+
+    ids: Sequence[str]
+    status: Sequence[Status]
+    since: Sequence[float]
+    last_seen: Sequence[float | None]
+    last_own: Sequence[float | None]
+    anchor: Sequence[float | None]
+    reason: Sequence[Reason | None]
+    source: Sequence[Source | None]
+    session: Sequence[int | None]
+    flaps: Sequence[tuple[float, ...]]
+    flapping: Sequence[bool]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def updates(self) -> Iterator[PresenceUpdate]:
+        """The same writes as ``PresenceUpdate``s."""
+        for values in zip(
+            self.ids, self.status, self.since, self.last_seen, self.last_own, self.anchor,
+            self.reason, self.source, self.session, self.flaps, self.flapping, strict=True,
+        ):  # fmt: skip
+            yield PresenceUpdate(values[0], DeviceState(*values[1:]))
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
     """Changes applied in one transaction, in this order: full-row device upserts,
-    ``presence`` updates (a no-op for an id that is not stored), deletions, appended
-    events. ``events`` must be in increasing ``seq`` order, each seq greater than any
-    seq the store already holds.
+    ``presence`` updates, then ``presence_columns`` (both a no-op for an id that is not
+    stored), deletions, appended events. ``events`` must be in increasing ``seq``
+    order, each seq greater than any seq the store already holds.
 
     ``idempotent=True`` is for a producer that delivers at least once and possibly
     out of order (the scale-out outbox draining Redis into PostgreSQL). Then:
@@ -95,10 +130,18 @@ class Batch:
     deletes: Sequence[str] = ()
     events: Sequence[EventRecord] = ()
     presence: Sequence[PresenceUpdate] = ()
+    #: Only in a batch that is not ``idempotent`` (its writes carry version 0).
+    presence_columns: PresenceColumns | None = None
     idempotent: bool = False
 
+    def __post_init__(self) -> None:
+        if self.idempotent and self.presence_columns:
+            raise ValueError("presence_columns carry no versions: not in an idempotent batch")
+
     def __bool__(self) -> bool:
-        return bool(self.upserts or self.deletes or self.events or self.presence)
+        return bool(
+            self.upserts or self.deletes or self.events or self.presence or self.presence_columns
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ conflict, are copied straight into ``events``.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, TypeVar
 
@@ -20,7 +21,7 @@ import orjson
 from lastseen.errors import StoreError
 from lastseen.presence import DeviceState
 from lastseen.store import rows
-from lastseen.store.base import DeviceRecord, EventRecord, PresenceUpdate
+from lastseen.store.base import DeviceRecord, EventRecord, PresenceColumns, PresenceUpdate
 from lastseen.store.rows import audit as audit
 from lastseen.store.rows import event as event
 from lastseen.store.rows import key as key
@@ -142,6 +143,27 @@ def device_rows(records: Iterable[DeviceRecord]) -> list[tuple[Any, ...]]:
 def presence_rows(updates: Iterable[PresenceUpdate]) -> list[tuple[Any, ...]]:
     """Rows for ``COPY_PRESENCE``."""
     return [(u.id, *_presence(u.state), u.version) for u in updates]
+
+
+def presence_column_rows(c: PresenceColumns) -> list[tuple[Any, ...]]:
+    """``presence_rows`` for each position of ``c``, a column at a time."""
+    return list(
+        zip(
+            c.ids,
+            [s.value for s in c.status],
+            c.since,
+            c.last_seen,
+            c.last_own,
+            c.anchor,
+            [None if r is None else r.value for r in c.reason],
+            [None if s is None else s.value for s in c.source],
+            c.session,
+            [_flaps(f) for f in c.flaps],
+            c.flapping,
+            itertools.repeat(0),
+            strict=False,  # the version column is endless
+        )
+    )
 
 
 def _presence(s: DeviceState) -> tuple[Any, ...]:

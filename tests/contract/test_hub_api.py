@@ -104,14 +104,7 @@ async def test_a_read_past_a_deadline_not_yet_swept_shows_the_judged_status(
     assert [r.state.status for r, _ in page] == [Status.STALE]
 
 
-async def test_a_status_filter_sees_a_deadline_not_yet_swept(
-    fleet: Fleet, request: pytest.FixtureRequest
-) -> None:
-    if fleet.name.startswith("embedded"):
-        # Known difference: the embedded hub lets the store pre-filter by the stored
-        # status, so a device judged stale but not yet swept is missing from
-        # ?status=stale for the few milliseconds before its sweep (docs/scale-out.md).
-        request.applymarker(pytest.mark.xfail(strict=True, reason="store pre-filters status"))
+async def test_a_status_filter_sees_a_deadline_not_yet_swept(fleet: Fleet) -> None:
     await fleet.hub.heartbeat("pi-1")
     fleet.clock.advance(10.5)
     page, _, _ = await fleet.hub.list_devices(DeviceQuery(status=Status.STALE))

@@ -68,3 +68,28 @@ def test_the_first_bucket_wakes_the_timer() -> None:
     assert deadlines.first() == T0 + 1
     deadlines.extend(bucket_of(T0 + 1), array("I", [3, 4]))
     assert len(deadlines) == 5
+
+
+@given(
+    st.lists(st.tuples(offsets, st.booleans()), min_size=0, max_size=40),
+    offsets,
+    st.lists(st.integers(0, 39), max_size=10),
+)
+def test_due_is_every_live_due_number_and_takes_nothing(
+    entries: list[tuple[float, bool]], now_offset: float, moved: list[int]
+) -> None:
+    scheduled = array("d")
+    deadlines = Deadlines()
+    for n, (offset, live) in enumerate(entries):
+        scheduled.append(T0 + offset if live else NAN)
+        deadlines.add(T0 + offset, n)
+    for n in moved:  # rescheduled earlier: a second, live entry; the first is dead
+        if n < len(entries) and scheduled[n] == scheduled[n]:
+            scheduled[n] -= 0.5
+            deadlines.add(scheduled[n], n)
+    now = T0 + now_offset
+    expected = {n for n, deadline in enumerate(scheduled) if deadline <= now}
+    size = len(deadlines)
+    assert deadlines.due(now, scheduled) == expected
+    assert len(deadlines) == size
+    assert set(deadlines.take(now, 1000, scheduled)) == expected

@@ -71,6 +71,8 @@ class Committer:
         self._rows_written = rows_written
         self._failures = failures
         self._pending = _Pending(set(), [], [])
+        #: Ids with a status-relevant change in the batch being committed now.
+        self._inflight: set[str] = set()
         self._dirty: set[str] = set()
         self._seen: set[str] = set()
         self._wake = asyncio.Event()
@@ -106,6 +108,12 @@ class Committer:
         """``mark_seen`` for a batch."""
         self._seen.update(device_ids)
 
+    def unwritten(self) -> set[str]:
+        """Ids whose presence or row changed since the store last saw them (queued or
+        being committed now): the devices whose stored status may not be their status.
+        ``last_seen``-only changes are not among them."""
+        return self._pending.ids | self._pending.presence | self._inflight
+
     @property
     def backlog(self) -> int:
         pending = self._pending
@@ -125,13 +133,19 @@ class Committer:
                 self._wake.clear()
             flush = self._stopping or time.monotonic() >= next_flush
             pending, self._pending = self._pending, _Pending(set(), [], [])
+            # Before the write-behind joins: its devices' stored status is current.
+            inflight = pending.ids | pending.presence
             if flush:
                 pending.ids |= self._dirty
                 pending.presence |= self._seen
                 self._dirty, self._seen = set(), set()
                 next_flush = time.monotonic() + self._flush_interval
             if pending.ids or pending.events or pending.presence:
-                await self._commit(pending)
+                self._inflight = inflight
+                try:
+                    await self._commit(pending)
+                finally:
+                    self._inflight = set()
             for future in pending.futures:
                 if not future.done():
                     future.set_result(None)

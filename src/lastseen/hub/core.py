@@ -844,13 +844,17 @@ class Hub:
         """A page of devices (current state), the next cursor, and the seq it reflects.
 
         The store orders and filters ids; presence comes from memory. A device whose
-        status changed after its last commit is checked against the filter again.
+        status changed after its last commit is checked against the filter again, and
+        with a status filter the devices whose stored status may be behind (a change
+        not yet committed, a deadline not yet swept: ``_status_moved``) are judged here
+        and merged in, so ``?status=stale`` never misses a device the hub calls stale.
         """
         rows = await self.store.list_devices(query)
         seq = self.seq
         now = self.clock.now()
-        index = self.table.index
-        page = []
+        table = self.table
+        index = table.index
+        found: dict[str, tuple[DeviceRecord, Profile]] = {}
         for row in rows:
             n = index.get(row.id)
             if n is None:
@@ -858,9 +862,43 @@ class Hub:
             record = self.view(row.id, n, now)
             if query.status is not None and record.state.status is not query.status:
                 continue
-            page.append((record, self.table.profile_of(n)))
-        cursor = rows[-1].id if len(rows) == query.limit else None
-        return page, cursor, seq
+            found[row.id] = (record, table.profile_of(n))
+        full = len(rows) == query.limit
+        if query.status is not None:
+            # A full page covers ids up to its last row; later ones are the next page's.
+            bound = rows[-1].id if full else None
+            for device_id in self._status_moved(now):
+                if (
+                    device_id in found
+                    or (query.after is not None and device_id <= query.after)
+                    or (bound is not None and device_id > bound)
+                    or (n := index.get(device_id)) is None
+                    or (query.profile is not None and table.profile_of(n).name != query.profile)
+                    or (
+                        query.label is not None
+                        and table.labels.get(n, EMPTY).get(query.label[0]) != query.label[1]
+                    )
+                ):
+                    continue
+                record = self.view(device_id, n, now)
+                if record.state.status is query.status:
+                    found[device_id] = (record, table.profile_of(n))
+        page = [found[device_id] for device_id in sorted(found)]
+        if len(page) > query.limit:
+            del page[query.limit :]
+            return page, page[-1][0].id, seq
+        return page, rows[-1].id if full else None, seq
+
+    def _status_moved(self, now: float) -> set[str]:
+        """Ids whose stored status may not be their status at ``now``: changed but not
+        yet committed, or due but not yet swept."""
+        ids = self.committer.unwritten()
+        names = self.table.ids
+        for n in self._deadlines.due(now, self.table.scheduled):
+            device_id = names[n]
+            if device_id is not None:
+                ids.add(device_id)
+        return ids
 
     # ------------------------------------------------------------------ streams
 

@@ -111,3 +111,24 @@ class Deadlines:
                 self.extend(key, later)
             break
         return due
+
+    def due(self, now: float, scheduled: array[float]) -> set[int]:
+        """Device numbers whose live deadline is ``<= now``, left in place: what a
+        reader must judge itself because the sweep has not reached them yet.
+
+        Walks only the heap's due part (a child's key is never below its parent's),
+        so in steady state, with the sweep a few milliseconds behind, this is a handful
+        of buckets; after a restart it is the whole overdue backlog."""
+        keys = self._keys
+        buckets = self._buckets
+        last = bucket_of(now)  # no deadline <= now is in a later bucket
+        found: set[int] = set()
+        stack = [0] if keys else []
+        while stack:
+            i = stack.pop()
+            key = keys[i]
+            if key > last:
+                continue
+            found.update(n for n in buckets[key] if scheduled[n] <= now)
+            stack += [c for c in (2 * i + 1, 2 * i + 2) if c < len(keys)]
+        return found

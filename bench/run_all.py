@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "inprocess": ([], ["--requests", "20000", "--runs", "1"]),
     "timeout_lag": ([], ["--devices", "5000", "--runs", "1"]),
     "burst": ([], ["--devices", "5000", "--runs", "1"]),
+    "store_floor": ([], ["--devices", "5000", "--runs", "1"]),
     "push_latency": ([], ["--samples", "100", "--runs", "1"]),
     "memory": ([], ["--devices", "20000", "--runs", "1"]),
     "restart": (

@@ -22,7 +22,14 @@ from typing import Any
 
 from bench.common import median, print_table, write_result
 from lastseen.presence import DeviceState, Reason, Source, Status, Transition
-from lastseen.store import Batch, DeviceRecord, EventRecord, PresenceColumns, SQLiteStore
+from lastseen.store import (
+    Batch,
+    DeviceQuery,
+    DeviceRecord,
+    EventRecord,
+    PresenceColumns,
+    SQLiteStore,
+)
 
 T0 = 1_800_000_000.0
 
@@ -89,6 +96,11 @@ async def _run(devices: int, chunk: int, workdir: Path) -> dict[str, Any]:
                     )
                 )
             result[f"{name}_seconds"] = round(time.perf_counter() - started, 3)
+        # What was written, so a smoke run can check it: 2N events, every device online.
+        result["last_seq"] = await store.last_seq()
+        result["online"] = len(
+            await store.list_devices(DeviceQuery(status=Status.ONLINE, limit=devices))
+        )
         return result
     finally:
         await store.close()

@@ -122,6 +122,15 @@ def test_burst(tmp_path: Path) -> None:
     assert result["runs"][0]["received"] == 2000
 
 
+def test_store_floor(tmp_path: Path) -> None:
+    result = run_bench(
+        tmp_path, "store_floor", "--devices", "2000", "--chunk", "500", "--runs", "1"
+    )
+    assert {"presence_seconds", "events_seconds", "both_seconds"} <= result["summary"].keys()
+    assert result["runs"][0]["last_seq"] == 4000  # the events and the burst's events
+    assert result["runs"][0]["online"] == 2000  # the burst's presence rows
+
+
 @pytest.mark.timeout(30)
 def test_restart(tmp_path: Path) -> None:
     result = run_bench(

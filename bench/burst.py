@@ -50,11 +50,13 @@ async def _run(devices: int, workdir: Path, pause: float = 0.0) -> dict[str, Any
 
         async def drain() -> None:
             nonlocal received
+            # As a stream sender does: wait for one message, then take what is queued.
             while received < devices:
                 message = await subscriber.get()
                 if message is None:
                     break
                 received += message[0] == TRANSITION
+                received += sum(m[0] == TRANSITION for m in subscriber.drain())
             done.set()
 
         task = asyncio.create_task(drain())

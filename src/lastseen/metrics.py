@@ -98,10 +98,11 @@ class Histogram(Metric):
         self.sum = 0.0
         self.count = 0
 
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.sum += value
-        self.count += 1
+    def observe(self, value: float, times: int = 1) -> None:
+        """Record ``value`` (``times`` times: a burst's events share one lag)."""
+        self.counts[bisect.bisect_left(self.bounds, value)] += times
+        self.sum += value * times
+        self.count += times
 
     def quantile(self, q: float) -> float:
         """An upper bound of the q-quantile (the bucket edge); for summaries and benches."""

@@ -97,6 +97,30 @@ class Subscriber:
         self.wake.set()
         return True
 
+    def push_transitions(self, messages: list[Message]) -> bool:
+        """``push`` for transition messages in seq order, at once: what pushing them
+        one by one would leave in the queue, including the reset of an overflow."""
+        if self.closed or not messages:
+            return True
+        if messages[0][1] <= self.skip_through:
+            skip = self.skip_through
+            messages = [m for m in messages if m[1] > skip]
+        if len(self.queue) + len(messages) > self.limit:
+            # One by one, the first message past the limit would have reset it.
+            first_lost = messages[self.limit - len(self.queue)]
+            self.overflowed = True
+            self.queue.clear()
+            self.queue.append(
+                (RESET, first_lost[1], orjson.dumps({"type": RESET, "reason": "slow"}))
+            )
+            self.closed = True
+            self.wake.set()
+            return False
+        self.queue.extend(messages)
+        if messages:
+            self.wake.set()
+        return True
+
     async def get(self, timeout: float | None = None) -> Message | None:
         """Next message, or None on timeout (for keep-alives) or when closed and drained."""
         while True:
@@ -164,13 +188,21 @@ class Broadcaster:
 
     def publish(self, events: Iterable[WireEvent]) -> None:
         """Send committed events, in seq order, to every matching subscriber."""
+        events = list(events)
+        self.replay.extend(events)
+        # One message per event, shared by every subscriber that takes it; each
+        # subscriber's share is queued at once (a burst is 10^5 events).
+        messages = [(TRANSITION, event.seq, event.json) for event in events]
         # A snapshot: an overflowing subscriber is removed from the set mid-loop.
-        subscribers = (*self.subscribers, *self.taps)
-        for event in events:
-            self.replay.append(event)
-            for subscriber in subscribers:
-                if subscriber.filter.is_open or subscriber.filter.matches(event):
-                    self._push(subscriber, TRANSITION, event.seq, event.json)
+        for subscriber in (*self.subscribers, *self.taps):
+            stream_filter = subscriber.filter
+            if stream_filter.is_open:
+                wanted = messages
+            else:
+                matches = stream_filter.matches
+                wanted = [m for m, e in zip(messages, events, strict=True) if matches(e)]
+            if not subscriber.push_transitions(wanted):
+                self._dropped(subscriber)
 
     def publish_message(self, kind: str, body_for: Callable[[StreamFilter], bytes | None]) -> None:
         """Send a non-transition message; ``body_for`` builds it per filter (None: skip)."""
@@ -185,9 +217,12 @@ class Broadcaster:
 
     def _push(self, subscriber: Subscriber, kind: str, seq: int, body: bytes) -> None:
         if not subscriber.push(kind, seq, body):
-            self.subscribers.discard(subscriber)
-            self.taps.discard(subscriber)
-            self._on_overflow()
+            self._dropped(subscriber)
+
+    def _dropped(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+        self.taps.discard(subscriber)
+        self._on_overflow()
 
     def replay_after(self, after: int) -> list[WireEvent] | None:
         """Events with seq > ``after`` from memory, or None if the ring does not reach back."""

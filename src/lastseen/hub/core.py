@@ -695,6 +695,9 @@ class Hub:
         # of the event JSON (``event_bytes``) and of its log line once, keyed by
         # identity.
         tails: dict[int, tuple[Transition, bytes, str]] = {}
+        # Timeout lags by transition object (alive as long as ``events``, so its id is
+        # its own): devices sharing one share its lag.
+        lags: dict[int, list[Any]] = {}
         timeout = Source.TIMEOUT
         for event in events:
             transition = event.transition
@@ -708,7 +711,11 @@ class Hub:
                     _log_fields(transition) if logging_on else "",
                 )
             if transition.source is timeout:
-                lag.observe(max(0.0, now - transition.at))
+                counted = lags.get(id(transition))
+                if counted is None:
+                    lags[id(transition)] = [transition, 1]
+                else:
+                    counted[1] += 1
             if logging_on:
                 lines.append(f"event=transition device={device_id} seq={seq} {cached[2]}")
             n = index.get(device_id)
@@ -722,6 +729,8 @@ class Hub:
                     event_bytes(seq, device_id, cached[1]),
                 )
             )
+        for transition, times in lags.values():
+            lag.observe(max(0.0, now - transition.at), times)
         # One log record per commit, rendered as one line per transition: the
         # per-call cost of logging would otherwise dominate a burst of timeouts.
         if lines:

@@ -692,33 +692,26 @@ class Hub:
         index = self.table.index
         labels = self.table.labels
         # A burst shares Transition objects (hub/expiry.py): render each one's part
-        # of the event JSON (``event_bytes``) and of its log line once, keyed by
-        # identity.
-        tails: dict[int, tuple[Transition, bytes, str]] = {}
-        # Timeout lags by transition object (alive as long as ``events``, so its id is
-        # its own): devices sharing one share its lag.
-        lags: dict[int, list[Any]] = {}
-        timeout = Source.TIMEOUT
+        # of the event JSON (``event_bytes``) and of its log line once, and observe
+        # its timeout lag once with a count. Keyed by identity: ``events`` keeps every
+        # transition alive meanwhile, so no id is reused.
+        shared: dict[int, list[Any]] = {}
         for event in events:
             transition = event.transition
             device_id = event.device_id
             seq = event.seq
-            cached = tails.get(id(transition))
-            if cached is None or cached[0] is not transition:
-                cached = tails[id(transition)] = (
+            found = shared.get(id(transition))
+            if found is None:
+                found = shared[id(transition)] = [
                     transition,
                     event_tail(transition),
                     _log_fields(transition) if logging_on else "",
-                )
-            if transition.source is timeout:
-                counted = lags.get(id(transition))
-                if counted is None:
-                    lags[id(transition)] = [transition, 1]
-                else:
-                    counted[1] += 1
+                    0,
+                ]
+            found[3] += 1
             if logging_on:
-                lines.append(f"event=transition device={device_id} seq={seq} {cached[2]}")
-            n = index.get(device_id)
+                lines.append(f"event=transition device={device_id} seq={seq} {found[2]}")
+            n = index.get(device_id) if labels else None
             wire.append(
                 WireEvent(
                     seq,
@@ -726,11 +719,13 @@ class Hub:
                     transition.from_status,
                     transition.to_status,
                     EMPTY if n is None else labels.get(n, EMPTY),
-                    event_bytes(seq, device_id, cached[1]),
+                    event_bytes(seq, device_id, found[1]),
                 )
             )
-        for transition, times in lags.values():
-            lag.observe(max(0.0, now - transition.at), times)
+        timeout = Source.TIMEOUT
+        for transition, _, _, times in shared.values():
+            if transition.source is timeout:
+                lag.observe(max(0.0, now - transition.at), times)
         # One log record per commit, rendered as one line per transition: the
         # per-call cost of logging would otherwise dominate a burst of timeouts.
         if lines:

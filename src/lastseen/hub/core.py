@@ -31,7 +31,7 @@ from array import array
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import orjson
@@ -286,7 +286,18 @@ class Hub:
         self.seq = self.published_seq = await self.store.last_seq()
         now = self.clock.now()
         table = self.table
-        table.load(await self.store.device_rows(), self._profile_or_default)
+        profile_of = cache(self._profile_or_default)  # one warning per unknown profile
+        # The load allocates millions of objects that form no cycles: without a pause
+        # the cyclic collector would rescan the growing heap again and again.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            async for rows in self.store.device_rows():
+                table.load(rows, profile_of)
+                del rows  # a batch's row objects go before the next one arrives
+        finally:
+            if was_enabled:
+                gc.enable()
         counts = self.status_counts
         for status, count in zip(STATUSES, table.status_histogram(), strict=True):
             counts[status] += count

@@ -184,11 +184,12 @@ class SQLiteStore:
                 ahead = asyncio.ensure_future(fetch())
                 yield batch
         finally:
-            if not ahead.done():
-                ahead.cancel()
-            with contextlib.suppress(StoreError, asyncio.CancelledError):
-                await ahead
-            # Ends the read transaction, also when the caller stops early.
+            # A batch read ahead for a caller that stopped early is dropped; one that
+            # failed is no news to it (its outcome is taken so asyncio does not log it).
+            if not ahead.cancel():
+                ahead.exception()
+            # Ends the read transaction, also when the caller stops early (the reader
+            # runs this after the read ahead, in order).
             with contextlib.suppress(StoreError):
                 await self._run(self._reader, lambda _conn: cursor.close())
 

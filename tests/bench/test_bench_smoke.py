@@ -144,6 +144,35 @@ def test_restart(tmp_path: Path) -> None:
     assert run["transitions"] == 2 * 1000
 
 
+@pytest.mark.timeout(60)
+def test_restart_on_a_setup_written_with_the_store_and_reused(tmp_path: Path) -> None:
+    data = tmp_path / "setup"
+    args = ("--devices", "1000", "--runs", "1", "--stale-after", "0.5", "--offline-after", "1")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = run_bench(tmp_path / "a", "restart", *args, "--build", "--data", str(data))
+    assert "build_seconds" in first["summary"]
+    again = run_bench(tmp_path / "b", "restart", *args, "--data", str(data))
+    assert again["summary"]["reused"] is True
+    for result in (first, again):
+        run = result["runs"][0]
+        assert run["transitions"] == 2 * 1000
+        assert run["first_seconds"] <= run["recovered_seconds"]
+        assert run["healthz_p50_ms"] > 0
+
+
+@pytest.mark.timeout(60)
+def test_restart_load(tmp_path: Path) -> None:
+    data = tmp_path / "setup"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    args = ("--devices", "500", "--runs", "1", "--stale-after", "0.5", "--offline-after", "1")
+    run_bench(tmp_path / "a", "restart", *args, "--build", "--data", str(data))
+    result = run_bench(tmp_path / "b", "restart_load", str(data), "--runs", "1")
+    assert result["runs"][0]["devices"] == 500
+    assert result["summary"]["start_cpu_seconds"] > 0
+
+
 @pytest.mark.timeout(30)
 def test_postgres_store(tmp_path: Path, postgres_dsn: str) -> None:
     result = run_bench(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lastseen.hub.core import BeatResult
-from lastseen.hub.table import EMPTY, DeviceTable, Entries
+from lastseen.hub.table import EMPTY, REASONS, SOURCES, STATUSES, DeviceTable, Entries
 from lastseen.presence import DeviceState, Profile, Reason, Source, Status, new_device
 from tests.hub.strategies import states as device_states
 
@@ -78,55 +80,33 @@ def test_status_histogram_leaves_out_free_numbers() -> None:
     assert table.status_histogram() == [1, 1, 0, 0]
 
 
+def _row(device_id: str, profile: str, state: DeviceState, **extra: Any) -> tuple[Any, ...]:
+    """``state`` as a ``DeviceRow`` (JSON text, codes, None for empty)."""
+    flaps = state.flaps
+    return (
+        device_id,
+        profile,
+        extra.get("labels"),
+        extra.get("attributes"),
+        extra.get("metrics"),
+        STATUSES.index(state.status),
+        state.since,
+        state.last_seen,
+        state.last_own,
+        state.anchor,
+        -1 if state.reason is None else REASONS.index(state.reason),
+        -1 if state.source is None else SOURCES.index(state.source),
+        state.session,
+        orjson.dumps(flaps).decode() if len(flaps) > 1 else None,
+        repr(flaps[0]) if len(flaps) == 1 else None,
+        int(state.flapping),
+        extra.get("created_at", T0),
+        extra.get("updated_at", T0),
+    )
+
+
 def test_load_fills_the_columns_from_stored_rows() -> None:
-    rows = [
-        (
-            "a",
-            "default",
-            "{}",
-            "{}",
-            "{}",
-            "unknown",
-            T0,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            "[]",
-            0,
-            T0,
-            T0,
-            1,
-        ),
-        (
-            "b",
-            "fast",
-            '{"site":"x"}',
-            b'{"fw":2}',
-            {"t": 1.5},
-            "stale",
-            T0 + 2,
-            T0,
-            T0,
-            T0,
-            "timeout:stale_after",
-            "timeout",
-            4,
-            [T0, T0 + 2],
-            True,
-            T0,
-            T0 + 1,
-            9,
-        ),
-    ]
-    profiles = {"default": PROFILE, "fast": Profile(name="fast")}
-    table = DeviceTable()
-    table.load(rows, profiles.__getitem__)
-    assert table.index == {"a": 0, "b": 1}
-    assert table.state(0) == new_device(T0)
-    assert table.state(1) == DeviceState(
+    stale = DeviceState(
         status=Status.STALE,
         since=T0 + 2,
         last_seen=T0,
@@ -138,13 +118,71 @@ def test_load_fills_the_columns_from_stored_rows() -> None:
         flaps=(T0, T0 + 2),
         flapping=True,
     )
+    rows = [
+        _row("a", "default", new_device(T0)),
+        _row(
+            "b",
+            "fast",
+            stale,
+            labels='{"site":"x"}',
+            attributes=b'{"fw":2}',
+            metrics={"t": 1.5},
+            updated_at=T0 + 1,
+        ),
+    ]
+    profiles = {"default": PROFILE, "fast": Profile(name="fast")}
+    table = DeviceTable()
+    table.load(rows, profiles.__getitem__)
+    assert table.index == {"a": 0, "b": 1}
+    assert table.state(0) == new_device(T0)
+    assert table.state(1) == stale
     assert table.labels == {1: {"site": "x"}}
     assert table.attributes == {1: {"fw": 2}}
     assert table.metrics == {1: {"t": 1.5}}
     assert table.profile_of(1).name == "fast"
     assert (table.created_at[1], table.updated_at[1]) == (T0, T0 + 1)
+    with pytest.raises(ValueError, match="repeat"):
+        table.load(rows[:1], profiles.__getitem__)
+
+
+@given(st.lists(states, max_size=12), st.integers(1, 5))
+def test_a_batched_load_builds_the_table_adding_each_device_builds(
+    stored: list[DeviceState], batch: int
+) -> None:
+    """Loading stored rows batch by batch gives each device the number, state and
+    columns that adding the devices one by one gives."""
+    rows = [
+        _row(f"d{i}", "default", state, labels=None if i % 3 else '{"k":"v"}', created_at=T0 + i)
+        for i, state in enumerate(stored)
+    ]
+    loaded = DeviceTable()
+    for first in range(0, len(rows), batch):
+        loaded.load(rows[first : first + batch], {"default": PROFILE}.__getitem__)
+    added = DeviceTable()
+    for i, state in enumerate(stored):
+        n = added.add(f"d{i}", state, PROFILE, T0 + i, T0)
+        if i % 3 == 0:
+            added.labels[n] = {"k": "v"}
+    assert loaded.index == added.index
+    for n in range(len(stored)):
+        assert loaded.state(n) == added.state(n) == stored[n]
+    for column in ("created_at", "updated_at", "profile", "status", "reason", "source"):
+        assert getattr(loaded, column) == getattr(added, column)
+    assert loaded.flapping == added.flapping
+    assert (loaded.labels, loaded.sessions, loaded.flaps) == (
+        added.labels,
+        added.sessions,
+        added.flaps,
+    )
+    assert loaded.status_histogram() == added.status_histogram()
+
+
+def test_load_needs_a_table_without_free_numbers() -> None:
+    table = DeviceTable()
+    table.add("a", new_device(T0), PROFILE, T0, T0)
+    table.remove("a")
     with pytest.raises(RuntimeError):
-        table.load(rows, profiles.__getitem__)
+        table.load([_row("b", "default", new_device(T0))], {"default": PROFILE}.__getitem__)
 
 
 def test_refresh_moves_only_the_times_of_an_online_device_before_its_deadline() -> None:

@@ -6,6 +6,7 @@ threads) are tested beside each backend.
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import pytest
@@ -22,6 +23,9 @@ from lastseen.store import (
     PresenceUpdate,
     Store,
 )
+from lastseen.store import postgres as postgres_store
+from lastseen.store import rows as store_rows
+from lastseen.store.base import DeviceRow
 from tests.store.conftest import Backend
 
 pytestmark = pytest.mark.anyio
@@ -604,32 +608,74 @@ async def test_size_bytes_is_positive(store: Store) -> None:
     assert await store.size_bytes() > 0
 
 
+async def _device_rows(store: Store) -> list[list[DeviceRow]]:
+    return [list(rows) async for rows in store.device_rows()]
+
+
 async def test_device_rows_carry_what_load_devices_does(store: Store) -> None:
+    t = 1_700_000_000.0
     records = [
         DeviceRecord(
             id="full",
             profile="battery-sensor",
             # Every presence field set, in DeviceState's field order.
             state=DeviceState(
-                *(Status.STALE, 1_700_000_123.456, 1_700_000_100.125, 1_700_000_050.5),
-                *(1_700_000_099.75, Reason.STALE_TIMEOUT, Source.TIMEOUT, 2**53 + 1),
-                *((1_700_000_001.1, 1_700_000_002.2), True),
+                *(Status.STALE, t + 123.456, t + 100.125, t + 50.5),
+                *(t + 99.75, Reason.STALE_TIMEOUT, Source.TIMEOUT, 2**53 + 1),
+                *((t + 1.1, t + 2.2), True),
             ),
             labels={"site": "Zürich"},
             attributes={"fw": {"v": [1, None, "x"]}},
             metrics={"temp_c": 41.25},
             created_at=1_600_000_000.001,
-            updated_at=1_700_000_123.999,
+            updated_at=t + 123.999,
         ),
         DeviceRecord(id="bare", profile="default", state=DeviceState()),
-        device("one-flap", status=Status.ONLINE),
+        # One flap, whose time needs all 17 digits; session 0 (falsy, not None).
+        DeviceRecord(
+            id="one-flap",
+            profile="default",
+            state=DeviceState(
+                Status.ONLINE,
+                t + 0.1,
+                t + 0.1,
+                t + 0.1,
+                t + 0.1,
+                Reason.HEARTBEAT,
+                Source.HEARTBEAT,
+                0,
+                (1_700_000_000.1000001,),
+                False,
+            ),
+            labels={"only": "labels"},
+        ),
+        DeviceRecord(
+            id="many-flaps",
+            profile="default",
+            state=DeviceState(
+                Status.OFFLINE,
+                t,
+                None,
+                None,
+                None,
+                Reason.OFFLINE_TIMEOUT,
+                Source.TIMEOUT,
+                None,
+                (t + 1.0, t + 2.5, t + 3.25, t + 4.0),
+                True,
+            ),
+            metrics={"n": 0},
+        ),
+        DeviceRecord(id="attrs", profile="default", state=DeviceState(), attributes={"a": 1}),
     ]
     await store.apply(Batch(upserts=records))
-    rows = await store.device_rows()
-    assert sorted(row[0] for row in rows) == ["bare", "full", "one-flap"]
+    batches = await _device_rows(store)
+    rows = [row for batch in batches for row in batch]
+    assert sorted(row[0] for row in rows) == sorted(record.id for record in records)
     # Decoded the way the embedded hub loads them, they are the stored devices.
     table = DeviceTable()
-    table.load(rows, lambda name: Profile(name=name))
+    for batch in batches:
+        table.load(batch, lambda name: Profile(name=name))
     for record in records:
         n = table.index[record.id]
         assert table.state(n) == record.state
@@ -638,4 +684,23 @@ async def test_device_rows_carry_what_load_devices_does(store: Store) -> None:
         assert dict(table.attributes.get(n, {})) == record.attributes
         assert dict(table.metrics.get(n, {})) == record.metrics
         assert (table.created_at[n], table.updated_at[n]) == (record.created_at, record.updated_at)
-    assert await store.device_rows() == rows
+    assert await _device_rows(store) == batches
+
+
+async def test_device_rows_come_in_batches_and_can_be_left_early(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_rows, "DEVICE_ROWS_BATCH", 2)
+    monkeypatch.setattr(postgres_store, "DEVICE_ROWS_BATCH", 2)
+    await store.apply(Batch(upserts=[device(f"d{i}") for i in range(5)]))
+    batches = await _device_rows(store)
+    assert [len(batch) for batch in batches] == [2, 2, 1]
+    assert sorted(row[0] for batch in batches for row in batch) == [f"d{i}" for i in range(5)]
+    async with contextlib.aclosing(store.device_rows()) as reading:
+        async for _ in reading:
+            break
+    # Leaving early ends the read: the store writes and reads on as before.
+    await store.apply(Batch(deletes=["d0"]))
+    assert sorted(row[0] for batch in await _device_rows(store) for row in batch) == [
+        f"d{i}" for i in range(1, 5)
+    ]

@@ -136,11 +136,22 @@ def register(subparsers: Any) -> None:
 
 
 class _Server(uvicorn.Server):
-    """Closes live streams first on SIGTERM/SIGINT, so shutdown never waits on them."""
+    """Closes live streams first on SIGTERM/SIGINT, so shutdown never waits on them;
+    sets ``listening`` once it accepts connections."""
 
-    def __init__(self, config: uvicorn.Config, on_exit: Any) -> None:
+    def __init__(
+        self, config: uvicorn.Config, on_exit: Any, listening: asyncio.Event | None = None
+    ) -> None:
         super().__init__(config)
         self._on_exit = on_exit
+        self._listening = listening
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # Set only once the sockets accept connections (the ASGI lifespan's startup
+        # ends before uvicorn binds them).
+        if self.started and self._listening is not None:
+            self._listening.set()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._on_exit()
@@ -210,12 +221,14 @@ async def _run_server(settings: Settings, store: Store, *, reuse_port: bool) -> 
 
     hub: HubAPI
     security: Security | None = None
+    listening = asyncio.Event()
     if settings.redis:
         from lastseen.scaleout.serve import build
 
         hub, security = build(settings, store, print_bootstrap_key)
     else:
-        hub = Hub(settings, store)
+        # A restart's overdue deadlines wait until the server listens (see Hub).
+        hub = Hub(settings, store, serving=listening)
     services = []
     if settings.mqtt:
         from lastseen.mqtt.bridge import MqttBridge
@@ -247,7 +260,7 @@ async def _run_server(settings: Settings, store: Store, *, reuse_port: bool) -> 
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
     )
-    server = _Server(config, hub.broadcaster.close_all)
+    server = _Server(config, hub.broadcaster.close_all, listening)
     log.info(
         "event=starting url=%s://%s:%d store=%s auth=%s stale_after=%g offline_after=%g",
         "https" if tls else "http",

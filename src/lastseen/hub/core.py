@@ -31,7 +31,7 @@ from array import array
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import orjson
@@ -220,7 +220,18 @@ class _Changes:
 class Hub:
     """Presence for the whole fleet in one process."""
 
-    def __init__(self, settings: Settings, store: Store, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        clock: Clock | None = None,
+        *,
+        serving: asyncio.Event | None = None,
+    ) -> None:
+        """``serving``, when given, holds the deadline timer back until it is set:
+        ``lastseen serve`` sets it once its server listens, so the deadlines that
+        passed while the hub was down (a million at a restart) are swept only after
+        the hub answers requests, never in the way of the server's own start."""
         self.settings = settings
         self.profiles = settings.profiles
         self.store = store
@@ -249,6 +260,7 @@ class Hub:
         )
         self._deadlines = Deadlines()
         self._timer_wake = asyncio.Event()
+        self._serving = serving
         self._seen: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.stopped = False
@@ -263,10 +275,11 @@ class Hub:
         Device rows are read from the store as raw columns and decoded straight into
         the table (no record or state object per device). Deadlines that passed while
         the hub was down are in the deadline buckets like any other and the timer
-        fires them at once, in chunks, stamped at their deadlines: exactly as if the
-        hub had been running. The hub serves meanwhile, and reads show those devices
-        as the engine judges them now (see ``view``), so a large fleet does not keep
-        the hub unavailable while its backlog is committed.
+        fires them at once (once ``serving`` is set, if the hub was given one), in
+        chunks, stamped at their deadlines: exactly as if the hub had been running. The
+        hub serves meanwhile, and reads show those devices as the engine judges them
+        now (see ``view``), so a large fleet does not keep the hub unavailable while
+        its backlog is committed.
 
         ``timers=False`` starts only the committer: tests then drive time themselves
         with ``sweep(now)`` and a manual clock.
@@ -275,7 +288,18 @@ class Hub:
         self.seq = self.published_seq = await self.store.last_seq()
         now = self.clock.now()
         table = self.table
-        table.load(await self.store.device_rows(), self._profile_or_default)
+        profile_of = cache(self._profile_or_default)  # one warning per unknown profile
+        # The load allocates millions of objects that form no cycles: without a pause
+        # the cyclic collector would rescan the growing heap again and again.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            async for rows in self.store.device_rows():
+                table.load(rows, profile_of)
+                del rows  # a batch's row objects go before the next one arrives
+        finally:
+            if was_enabled:
+                gc.enable()
         counts = self.status_counts
         for status, count in zip(STATUSES, table.status_histogram(), strict=True):
             counts[status] += count
@@ -660,6 +684,8 @@ class Hub:
         return fired
 
     async def _timer(self) -> None:
+        if self._serving is not None:
+            await self._serving.wait()
         while True:
             deadline = self.next_timer()
             self._timer_wake.clear()

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from operator import itemgetter
+from itertools import compress, count, repeat
+from operator import is_not, itemgetter
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -51,10 +52,6 @@ SOURCES: Final = tuple(Source)
 STATUS_CODE: Final = {s: i for i, s in enumerate(STATUSES)}
 REASON_CODE: Final = {r: i for i, r in enumerate(REASONS)}
 SOURCE_CODE: Final = {s: i for i, s in enumerate(SOURCES)}
-# Stored string values → codes, None → -1 (for bulk loads).
-_STATUS_OF: Final = {s.value: i for i, s in enumerate(STATUSES)}
-_REASON_OF: Final[dict[str | None, int]] = {None: -1, **{r.value: i for i, r in enumerate(REASONS)}}
-_SOURCE_OF: Final[dict[str | None, int]] = {None: -1, **{s.value: i for i, s in enumerate(SOURCES)}}
 ONLINE: Final = STATUS_CODE[Status.ONLINE]
 STALE: Final = STATUS_CODE[Status.STALE]
 
@@ -63,8 +60,16 @@ def _float(value: float | None) -> float:
     return NAN if value is None else value
 
 
-def _floats(values: Iterator[float | None]) -> array[float]:
-    return array("d", [NAN if v is None else v for v in values])
+def _floats(values: Iterator[float | None]) -> list[float]:
+    return [NAN if v is None else v for v in values]
+
+
+_NANS: Final = array("d", [NAN])
+
+
+def _present(rows: Sequence[Sequence[Any]], column: int, base: int) -> Iterator[int]:
+    """The device numbers (``base`` + position) of the rows whose ``column`` is not None."""
+    return compress(count(base), map(is_not, map(itemgetter(column), rows), repeat(None)))
 
 
 def _json(value: Any) -> Any:
@@ -134,44 +139,52 @@ class DeviceTable:
         return len(self.index)
 
     def load(self, rows: Sequence[Sequence[Any]], profile_of: Callable[[str], Profile]) -> None:
-        """Fill an empty table from stored device rows (``Store.device_rows``), one
-        column at a time: each column is one pass in C over the rows, and no record
-        or state object is built per device."""
-        if self.ids:
-            raise RuntimeError("load() needs an empty table")
-        ids: list[str | None] = list(map(itemgetter(0), rows))
-        self.ids = ids
-        self.index = dict(zip(ids, range(len(ids)), strict=True))  # type: ignore[arg-type]
-        codes: dict[str, int] = {}
-        for name in set(map(itemgetter(1), rows)):
-            codes[name] = self.profile_code(profile_of(name))
-        self.profile = array("H", map(codes.__getitem__, map(itemgetter(1), rows)))
+        """Append stored device rows (a batch of ``Store.device_rows``) as new devices.
+
+        Each column is filled in one pass in C over the batch (``array.extend`` of a
+        ``map``); only the few devices with labels, attributes, metrics, a session or
+        flaps cost Python work, found with ``compress``. No record or state object is
+        built per device. Only for a table being loaded: one with no free numbers.
+        """
+        if self.free:
+            raise RuntimeError("load() needs a table without free numbers")
+        base = len(self.ids)
+        size = len(rows)
+        ids = list(map(itemgetter(0), rows))
+        index = self.index
+        index.update(zip(ids, range(base, base + size), strict=True))
+        self.ids += ids
+        if len(index) != len(self.ids):
+            raise ValueError("stored device rows repeat a device id")
+        names = set(map(itemgetter(1), rows))
+        codes = {name: self.profile_code(profile_of(name)) for name in names}
+        self.profile.extend(map(codes.__getitem__, map(itemgetter(1), rows)))
         for column, side in ((2, self.labels), (3, self.attributes), (4, self.metrics)):
-            for n, value in enumerate(map(itemgetter(column), rows)):
-                if value != "{}" and value != b"{}" and (decoded := _json(value)):
+            for n in _present(rows, column, base):
+                if decoded := _json(rows[n - base][column]):
                     side[n] = decoded
-        self.status = array("b", map(_STATUS_OF.__getitem__, map(itemgetter(5), rows)))
-        self.since = array("d", map(itemgetter(6), rows))
-        self.last_seen = _floats(map(itemgetter(7), rows))
-        self.last_own = _floats(map(itemgetter(8), rows))
-        self.anchor = _floats(map(itemgetter(9), rows))
-        self.reason = array("b", map(_REASON_OF.__getitem__, map(itemgetter(10), rows)))
-        self.source = array("b", map(_SOURCE_OF.__getitem__, map(itemgetter(11), rows)))
-        self.sessions = {
-            n: session for n, session in enumerate(map(itemgetter(12), rows)) if session is not None
-        }
-        flap = array("d", bytes(8 * len(ids)))
+        self.status.extend(map(itemgetter(5), rows))
+        self.since.extend(map(itemgetter(6), rows))
+        self.last_seen.extend(_floats(map(itemgetter(7), rows)))
+        self.last_own.extend(_floats(map(itemgetter(8), rows)))
+        self.anchor.extend(_floats(map(itemgetter(9), rows)))
+        self.reason.extend(map(itemgetter(10), rows))
+        self.source.extend(map(itemgetter(11), rows))
+        sessions = self.sessions
+        for n in _present(rows, 12, base):
+            sessions[n] = rows[n - base][12]
+        # The newest flap: the only one (column 14), or the last of two or more (13).
+        flap = self.flap
+        flap.extend([NAN if v is None else float(v) for v in map(itemgetter(14), rows)])
         flaps = self.flaps
-        for n, stored in enumerate(map(itemgetter(13), rows)):
-            times = tuple(_json(stored))
-            if len(times) > 1:
-                flaps[n] = times
-            flap[n] = times[-1] if times else NAN
-        self.flap = flap
-        self.flapping = bytearray(map(bool, map(itemgetter(14), rows)))
-        self.created_at = array("d", map(itemgetter(15), rows))
-        self.updated_at = array("d", map(itemgetter(16), rows))
-        self.scheduled = array("d", [NAN]) * len(ids)
+        for n in _present(rows, 13, base):
+            times = tuple(_json(rows[n - base][13]))
+            flaps[n] = times
+            flap[n] = times[-1]
+        self.flapping.extend(map(itemgetter(15), rows))
+        self.created_at.extend(map(itemgetter(16), rows))
+        self.updated_at.extend(map(itemgetter(17), rows))
+        self.scheduled.extend(_NANS * size)
 
     def status_histogram(self) -> list[int]:
         """How many devices have each status, in ``STATUSES`` order."""

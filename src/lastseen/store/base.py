@@ -12,7 +12,7 @@ process changed them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,11 +22,15 @@ JSONMap = Mapping[str, Any]
 
 #: A device's stored columns, as ``Store.device_rows`` returns them, in this order:
 #: ``id, profile, labels, attributes, metrics, status, since, last_seen, last_own,
-#: anchor, reason, source, session, flaps, flapping, created_at, updated_at, version``.
-#: JSON columns (labels, attributes, metrics) are JSON text or bytes, or already
-#: decoded; ``flaps`` is JSON text or a sequence of floats; ``status``, ``reason`` and
-#: ``source`` are their string values (``reason``/``source`` may be None);
-#: ``flapping`` is a bool or 0/1.
+#: anchor, reason, source, session, flaps, flap, flapping, created_at, updated_at``.
+#: Shaped for a bulk load that builds as few objects per row as it can:
+#: ``labels``, ``attributes`` and ``metrics`` are None when empty, else JSON text or
+#: bytes (or already decoded); ``flaps`` is None unless there are two flaps or more,
+#: then JSON text or a sequence of floats; ``flap`` is None unless there is exactly
+#: one, then that time as a number or as text ``float()`` reads; ``status`` is its
+#: index in ``tuple(Status)``, ``reason`` and ``source`` theirs in ``tuple(Reason)``
+#: and ``tuple(Source)`` or -1 for None (declaration order: small ints, never a new
+#: object); ``flapping`` is 0 or 1.
 DeviceRow = Sequence[Any]
 
 
@@ -211,10 +215,11 @@ class Store(Protocol):
         """Every device, for rebuilding hot state at start."""
         ...
 
-    async def device_rows(self) -> list[DeviceRow]:
-        """Every device as its stored columns (see ``DeviceRow``), undecoded: what the
-        embedded hub loads at start straight into its columns. Same devices as
-        ``load_devices``."""
+    def device_rows(self) -> AsyncIterator[Sequence[DeviceRow]]:
+        """Every device as its stored columns (see ``DeviceRow``), undecoded, in batches
+        of at most ``DEVICE_ROWS_BATCH`` rows: what the embedded hub loads at start
+        straight into its columns, never holding more than a batch of row objects.
+        Same devices as ``load_devices``."""
         ...
 
     async def get_device(self, device_id: str) -> DeviceRecord | None: ...

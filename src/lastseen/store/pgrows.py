@@ -63,6 +63,20 @@ DEVICE_SELECT: Final = (
     "version FROM devices"
 )
 
+# ``DeviceRow``: codes and NULLs where they spare a new object per row (an empty JSON
+# map or flaps array, the status, reason and source strings); read a page at a time
+# in id order (the primary key), so no connection is held between pages.
+_DEVICE_ROWS: Final = (
+    "SELECT id, profile, NULLIF(labels, '{}'::jsonb)::text, NULLIF(attributes, '{}'), "
+    f"NULLIF(metrics, '{{}}'), {rows.STATUS_CODE}, since, last_seen, last_own, anchor, "
+    f"{rows.REASON_CODE}, {rows.SOURCE_CODE}, session, "
+    "CASE WHEN cardinality(flaps) > 1 THEN flaps END, "
+    "CASE WHEN cardinality(flaps) = 1 THEN flaps[1] END, "
+    "flapping::int, created_at, updated_at FROM devices"
+)
+DEVICE_ROWS_FIRST: Final = f"{_DEVICE_ROWS} ORDER BY id LIMIT %s"
+DEVICE_ROWS_NEXT: Final = f"{_DEVICE_ROWS} WHERE id > %s ORDER BY id LIMIT %s"
+
 COPY_DEVICES: Final = f"COPY devices_in ({_DEVICE}) FROM STDIN"
 _UPSERT_BASE: Final = (
     f"INSERT INTO devices AS d ({_DEVICE}) SELECT {_DEVICE} FROM devices_in "

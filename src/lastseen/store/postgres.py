@@ -59,6 +59,7 @@ from lastseen.store.base import (
     KeyRecord,
 )
 from lastseen.store.pgsession import Conn, describe_dsn
+from lastseen.store.rows import DEVICE_ROWS_BATCH
 
 T = TypeVar("T")
 
@@ -283,12 +284,26 @@ class PostgresStore:
 
         return await self._call(job, timeout=self._load_timeout)
 
-    async def device_rows(self) -> list[DeviceRow]:
-        """Every device's stored columns (``DeviceRow``), undecoded; bounded by
-        ``load_timeout`` as ``load_devices`` is."""
+    async def device_rows(self) -> AsyncIterator[list[DeviceRow]]:
+        """Every device's stored columns (``DeviceRow``), in batches of at most
+        ``DEVICE_ROWS_BATCH`` read in id order, each one query on a pooled connection
+        bounded by ``load_timeout`` (no connection is held between batches)."""
+        after: str | None = None
+        while True:
+            page = await self._device_page(after)
+            if not page:
+                return
+            yield page
+            if len(page) < DEVICE_ROWS_BATCH:
+                return
+            after = page[-1][0]
 
+    async def _device_page(self, after: str | None) -> list[DeviceRow]:
         async def job(conn: Conn) -> list[DeviceRow]:
-            cursor = await conn.execute(rows.DEVICE_SELECT)
+            if after is None:
+                cursor = await conn.execute(rows.DEVICE_ROWS_FIRST, (DEVICE_ROWS_BATCH,))
+            else:
+                cursor = await conn.execute(rows.DEVICE_ROWS_NEXT, (after, DEVICE_ROWS_BATCH))
             return list(await cursor.fetchall())
 
         return await self._call(job, timeout=self._load_timeout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any, Final
 
 import orjson
@@ -10,9 +11,30 @@ import orjson
 from lastseen.presence import DeviceState, Reason, Source, Status, Transition
 from lastseen.store.base import AuditRecord, DeviceRecord, EventRecord, KeyRecord
 
+#: Most rows in one batch of ``Store.device_rows``: the rows one round trip reads, and
+#: the most a start-up holds as row objects at once.
+DEVICE_ROWS_BATCH: Final = 50_000
+
 _STATUSES: Final = {s.value: s for s in Status}
 _REASONS: Final = {r.value: r for r in Reason}
 _SOURCES: Final = {s.value: s for s in Source}
+
+
+def code(column: str, values: type[StrEnum], *, nullable: bool = False) -> str:
+    """SQL for ``column``'s stored value as its index in ``tuple(values)`` (declaration
+    order, as ``DeviceRow`` promises): a small integer instead of a new string per row.
+    With ``nullable``, NULL is -1. A value the enum does not know is NULL, which the
+    loader refuses."""
+    whens = " ".join(f"WHEN '{member.value}' THEN {i}" for i, member in enumerate(values))
+    if nullable:
+        return f"CASE {column} {whens} ELSE CASE WHEN {column} IS NULL THEN -1 END END"
+    return f"CASE {column} {whens} END"
+
+
+#: ``DeviceRow``'s status, reason and source columns (the same SQL on both backends).
+STATUS_CODE: Final = code("status", Status)
+REASON_CODE: Final = code("reason", Reason, nullable=True)
+SOURCE_CODE: Final = code("source", Source, nullable=True)
 
 
 def state(

@@ -28,8 +28,9 @@ import contextlib
 import gc
 import itertools
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -74,6 +75,19 @@ _DEVICE_COLUMNS: Final = (
     "version",
 )
 _DEVICE_SELECT: Final = f"SELECT {', '.join(_DEVICE_COLUMNS)} FROM devices"
+# ``DeviceRow``: codes and NULLs where they spare a new object per row (an empty JSON
+# map or flaps array, the status, reason and source strings).
+_DEVICE_ROWS_SELECT: Final = (
+    "SELECT id, profile, NULLIF(labels, '{}'), NULLIF(attributes, '{}'), "
+    f"NULLIF(metrics, '{{}}'), {rows.STATUS_CODE}, since, last_seen, last_own, anchor, "
+    f"{rows.REASON_CODE}, {rows.SOURCE_CODE}, session, "
+    # A comma: two flaps or more. One flap alone is its number's text, which Python's
+    # float() reads exactly (SQLite's own text-to-real conversion may not).
+    "CASE WHEN instr(flaps, ',') THEN flaps END, "
+    "CASE WHEN flaps <> '[]' AND NOT instr(flaps, ',') "
+    "THEN substr(flaps, 2, length(flaps) - 2) END, "
+    "flapping, created_at, updated_at FROM devices"
+)
 _UPSERT_HEAD: Final = f"INSERT INTO devices ({', '.join(_DEVICE_COLUMNS)}) "
 _UPSERT_TAIL: Final = (
     " ON CONFLICT (id) DO UPDATE SET "
@@ -158,9 +172,28 @@ class SQLiteStore:
         """Every device, in no particular order."""
         return await self._run(self._reader, _load_devices)
 
-    async def device_rows(self) -> list[DeviceRow]:
-        """Every device's stored columns (``DeviceRow``), undecoded."""
-        return await self._run(self._reader, _device_rows)
+    async def device_rows(self) -> AsyncIterator[list[DeviceRow]]:
+        """Every device's stored columns (``DeviceRow``), in batches of at most
+        ``DEVICE_ROWS_BATCH``: one read transaction (a consistent snapshot), each batch
+        one job of the reader."""
+        cursor = await self._run(self._reader, lambda conn: conn.execute(_DEVICE_ROWS_SELECT))
+        fetch = partial(self._run, self._reader, partial(_fetch_rows, cursor))
+        # The next batch is read while the caller decodes this one: SQLite steps
+        # through the table without the interpreter lock, on the other core.
+        ahead = asyncio.ensure_future(fetch())
+        try:
+            while batch := await ahead:
+                ahead = asyncio.ensure_future(fetch())
+                yield batch
+        finally:
+            # A batch read ahead for a caller that stopped early is dropped; one that
+            # failed is no news to it (its outcome is taken so asyncio does not log it).
+            if not ahead.cancel():
+                ahead.exception()
+            # Ends the read transaction, also when the caller stops early (the reader
+            # runs this after the read ahead, in order).
+            with contextlib.suppress(StoreError):
+                await self._run(self._reader, lambda _conn: cursor.close())
 
     async def get_device(self, device_id: str) -> DeviceRecord | None:
         """The device with this id, or None."""
@@ -662,10 +695,10 @@ def _load_devices(conn: sqlite3.Connection) -> list[DeviceRecord]:
         return [_device(row) for row in conn.execute(_DEVICE_SELECT)]
 
 
-def _device_rows(conn: sqlite3.Connection) -> list[Any]:
+def _fetch_rows(cursor: sqlite3.Cursor, _conn: sqlite3.Connection) -> list[Any]:
     # The row tuples are built by sqlite3 in C; no decoding here.
     with _gc_paused():
-        return conn.execute(_DEVICE_SELECT).fetchall()
+        return cursor.fetchmany(rows.DEVICE_ROWS_BATCH)
 
 
 @contextlib.contextmanager

@@ -82,7 +82,7 @@ from lastseen.presence import (
 )
 from lastseen.retention import prune_forever
 from lastseen.settings import Settings
-from lastseen.store import DeviceQuery, DeviceRecord, EventRecord, PresenceUpdate, Store
+from lastseen.store import DeviceQuery, DeviceRecord, EventRecord, PresenceUpdate, SeenRow, Store
 from lastseen.timefmt import rfc3339
 from lastseen.wire import device_json, event_json
 
@@ -795,8 +795,8 @@ class Hub:
         return record
 
     def _snapshot(
-        self, ids: set[str], presence_ids: set[str]
-    ) -> tuple[list[DeviceRecord], list[str], list[PresenceUpdate]]:
+        self, ids: set[str], presence_ids: set[str], seen_ids: set[str]
+    ) -> tuple[list[DeviceRecord], list[str], list[PresenceUpdate], list[SeenRow]]:
         table = self.table
         index = table.index
         upserts = []
@@ -813,7 +813,15 @@ class Hub:
             for device_id in presence_ids
             if (n := index.get(device_id)) is not None
         ]
-        return upserts, deletes, presence
+        # The three times straight from their columns (NaN stands for None, as
+        # ``SeenRow`` allows), in id order for the store's B-tree walk.
+        last_seen, last_own, anchor = table.last_seen, table.last_own, table.anchor
+        seen: list[SeenRow] = [
+            (device_id, last_seen[n], last_own[n], anchor[n])
+            for device_id in sorted(seen_ids)
+            if (n := index.get(device_id)) is not None
+        ]
+        return upserts, deletes, presence, seen
 
     def get(self, device_id: str) -> tuple[DeviceRecord, Profile]:
         n = self.table.index.get(device_id)

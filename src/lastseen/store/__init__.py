@@ -9,6 +9,7 @@ from lastseen.store.base import (
     EventRecord,
     KeyRecord,
     PresenceUpdate,
+    SeenRow,
     Store,
 )
 from lastseen.store.sqlite import SQLiteStore
@@ -23,5 +24,6 @@ __all__ = [
     "KeyRecord",
     "PresenceUpdate",
     "SQLiteStore",
+    "SeenRow",
     "Store",
 ]

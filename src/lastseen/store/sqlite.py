@@ -142,7 +142,7 @@ class SQLiteStore:
             await writer.stop()
 
     async def apply(self, batch: Batch) -> None:
-        """Apply ``batch`` in one transaction: upserts, then deletes, then events.
+        """Apply ``batch`` in one transaction, in the order ``Batch`` gives.
 
         Raises ``StoreError`` and changes nothing if an event's seq is not greater
         than every seq stored before it. If the caller is cancelled while waiting,
@@ -480,11 +480,19 @@ def _apply(conn: sqlite3.Connection, batch: Batch) -> None:
     except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
         raise StoreError(f"cannot encode device as JSON: {exc}") from exc
     presence = sorted((_presence_row(u) for u in batch.presence), key=itemgetter(11))
+    # Seen rows bind as they come (``?1`` is the id), in the order given: sorted by id
+    # they walk the B-trees as the upserts do (measured 2x less CPU than random order
+    # for 135 000 of 10^6 rows). The hub sorts its ids, which is cheaper than sorting
+    # the rows here again (a keyed sort of sorted rows is still 0.4 us a row).
+    seen = rows.seen(batch)
     events = [_event_row(event) for event in batch.events]
     idempotent = batch.idempotent
     with _transaction(conn, "BEGIN IMMEDIATE"):
         if events and not idempotent:
             _check_seqs(batch.events, _last_seq(conn))
+        # First, so that any fuller write of the same device in this batch wins.
+        if seen:
+            conn.executemany(_SEEN_UPDATE_NEWER if idempotent else _SEEN_UPDATE, seen)
         conn.executemany(_UPSERT_NEWER if idempotent else _UPSERT, devices)
         if presence:
             conn.executemany(_PRESENCE_UPDATE_NEWER if idempotent else _PRESENCE_UPDATE, presence)
@@ -510,6 +518,10 @@ _PRESENCE_UPDATE = (
     "WHERE id = ?12"
 )
 _PRESENCE_UPDATE_NEWER = f"{_PRESENCE_UPDATE} AND version < ?11"
+# A seen row is (id, last_seen, last_own, anchor); SQLite stores a bound NaN as NULL,
+# which is what ``SeenRow`` means by it.
+_SEEN_UPDATE = "UPDATE devices SET last_seen = ?2, last_own = ?3, anchor = ?4 WHERE id = ?1"
+_SEEN_UPDATE_NEWER = f"{_SEEN_UPDATE} AND (last_seen IS NULL OR last_seen < ?2)"
 
 
 def _presence_row(update: PresenceUpdate) -> tuple[object, ...]:

@@ -8,7 +8,8 @@ then either
 * touches something durable (a transition, a registration, a session) and waits
   for the group commit before it is answered and published, or
 * only moves ``last_seen`` (an online device beating again): no SQL write, the row
-  is marked dirty for the write-behind flush.
+  is marked seen, and the write-behind flush writes its three times from the columns
+  (``Batch.seen``).
 
 Hot state is columnar (``hub/table.py``): a device is a number, its fields live in
 arrays, and ``entries`` is a read-only mapping view over them. Deadlines are device

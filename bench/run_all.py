@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "heartbeat_throughput": ([], ["--devices", "10000", "--runs", "1", "--seconds", "3"]),
     "inprocess": ([], ["--requests", "20000", "--runs", "1"]),
+    "writebehind": ([], ["--devices", "20000", "--rows", "10000", "--runs", "1"]),
     "timeout_lag": ([], ["--devices", "5000", "--runs", "1"]),
     "burst": ([], ["--devices", "5000", "--runs", "1"]),
     "store_floor": ([], ["--devices", "5000", "--runs", "1"]),

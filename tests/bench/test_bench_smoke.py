@@ -223,6 +223,19 @@ def test_inprocess(tmp_path: Path) -> None:
     ].keys()
 
 
+@pytest.mark.timeout(30)
+def test_writebehind(tmp_path: Path) -> None:
+    result = run_bench(
+        tmp_path, "writebehind", "--devices", "2000", "--rows", "1000", "--runs", "1"
+    )
+    for kind in ("seen", "presence"):
+        assert result["summary"]["2000"][kind].keys() == {
+            "snapshot_us_per_row",
+            "apply_cpu_us_per_row",
+            "apply_wall_us_per_row",
+        }
+
+
 @pytest.mark.timeout(40)
 def test_mqtt_ingest(tmp_path: Path, mqtt_broker: tuple[str, int]) -> None:
     result = run_bench(

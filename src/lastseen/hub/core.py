@@ -8,7 +8,8 @@ then either
 * touches something durable (a transition, a registration, a session) and waits
   for the group commit before it is answered and published, or
 * only moves ``last_seen`` (an online device beating again): no SQL write, the row
-  is marked dirty for the write-behind flush.
+  is marked seen, and the write-behind flush writes its three times from the columns
+  (``Batch.seen``).
 
 Hot state is columnar (``hub/table.py``): a device is a number, its fields live in
 arrays, and ``entries`` is a read-only mapping view over them. Deadlines are device
@@ -84,7 +85,7 @@ from lastseen.presence import (
 )
 from lastseen.retention import prune_forever
 from lastseen.settings import Settings
-from lastseen.store import DeviceQuery, DeviceRecord, EventRecord, PresenceColumns, Store
+from lastseen.store import DeviceQuery, DeviceRecord, EventRecord, PresenceColumns, SeenRow, Store
 from lastseen.timefmt import rfc3339
 from lastseen.wire import device_json, event_json
 
@@ -841,8 +842,8 @@ class Hub:
         return record
 
     def _snapshot(
-        self, ids: set[str], presence_ids: set[str]
-    ) -> tuple[list[DeviceRecord], list[str], PresenceColumns | None]:
+        self, ids: set[str], presence_ids: set[str], seen_ids: set[str]
+    ) -> tuple[list[DeviceRecord], list[str], PresenceColumns | None, list[SeenRow]]:
         table = self.table
         index = table.index
         upserts = []
@@ -860,7 +861,16 @@ class Hub:
             if n is not None:
                 present.append(device_id)
                 numbers.append(n)
-        return upserts, deletes, table.presence_columns(present, numbers) if numbers else None
+        presence = table.presence_columns(present, numbers) if numbers else None
+        # The three times straight from their columns (NaN stands for None, as
+        # ``SeenRow`` allows), in id order for the store's B-tree walk.
+        last_seen, last_own, anchor = table.last_seen, table.last_own, table.anchor
+        seen: list[SeenRow] = [
+            (device_id, last_seen[n], last_own[n], anchor[n])
+            for device_id in sorted(seen_ids)
+            if (n := index.get(device_id)) is not None
+        ]
+        return upserts, deletes, presence, seen
 
     def get(self, device_id: str) -> tuple[DeviceRecord, Profile]:
         n = self.table.index.get(device_id)

@@ -10,6 +10,7 @@ from lastseen.store.base import (
     KeyRecord,
     PresenceColumns,
     PresenceUpdate,
+    SeenRow,
     Store,
 )
 from lastseen.store.sqlite import SQLiteStore
@@ -25,5 +26,6 @@ __all__ = [
     "PresenceColumns",
     "PresenceUpdate",
     "SQLiteStore",
+    "SeenRow",
     "Store",
 ]

@@ -70,6 +70,13 @@ class PresenceUpdate:
     version: int = 0
 
 
+#: A seen-only write (``Batch.seen``): ``(id, last_seen, last_own, anchor)``, the three
+#: times a sign of life moves when nothing else changes. A time is a float or None;
+#: NaN is read as None (the embedded hub's columns hold "no time" as NaN, and pass
+#: them through as they are).
+SeenRow = tuple[str, float | None, float | None, float | None]
+
+
 @dataclass(frozen=True, slots=True)
 class PresenceColumns:
     """Presence updates as parallel columns: position ``i`` is the same write as
@@ -107,10 +114,21 @@ class PresenceColumns:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Changes applied in one transaction, in this order: full-row device upserts,
-    ``presence`` updates, then ``presence_columns`` (both a no-op for an id that is not
-    stored), deletions, appended events. ``events`` must be in increasing ``seq``
-    order, each seq greater than any seq the store already holds.
+    """Changes applied in one transaction, in this order: ``seen`` writes, full-row
+    device upserts, ``presence`` updates, then ``presence_columns`` (both a no-op for
+    an id that is not stored), deletions, appended events. ``events`` must be in
+    increasing ``seq`` order, each seq greater than any seq the store already holds.
+
+    ``seen`` rows (``SeenRow``) are the write-behind of heartbeats: each
+    sets only ``last_seen``, ``last_own`` and ``anchor`` of a stored device, nothing
+    else (not its ``version``), with no record or state object per device; for
+    10^6 devices that is most of what the hub writes. A row for an id that is not
+    stored is a no-op, and so is one for an id this batch deletes. Because they go
+    first, any upsert or presence update of the same device in the batch is applied
+    after them and wins: a producer puts a device in ``seen`` only when nothing but
+    those times moved. Of several ``seen`` rows of one id, the last one wins. Rows
+    may come in any order; sorted by id they are written fastest (SQLite walks its
+    B-trees in order instead of hopping across them).
 
     ``idempotent=True`` is for a producer that delivers at least once and possibly
     out of order (the scale-out outbox draining Redis into PostgreSQL). Then:
@@ -124,7 +142,13 @@ class Batch:
       a device *across a delete and re-create too*: a fleet-wide counter does that;
     * deletes are applied as given (they carry no version): a replayed upsert older
       than a delete re-creates the device, so a producer that can reorder them must
-      send deletes outside the idempotent path.
+      send deletes outside the idempotent path;
+    * a ``seen`` row (it carries no version) of a device that the batch also upserts
+      or updates is dropped: the fuller write stands for it, whether its version lets
+      it land or not, so a replayed batch cannot move that device either. Any other
+      is applied only if its ``last_seen`` is later than the stored one (or none is
+      stored), so a replay never moves the times back; it leaves the stored
+      ``version`` as it is.
 
     Without the flag, every write is applied and stores the version it carries.
     An event seq replayed after it was pruned is stored again in idempotent mode.
@@ -137,6 +161,7 @@ class Batch:
     #: Only in a batch that is not ``idempotent`` (its writes carry version 0).
     presence_columns: PresenceColumns | None = None
     idempotent: bool = False
+    seen: Sequence[SeenRow] = ()
 
     def __post_init__(self) -> None:
         if self.idempotent and self.presence_columns:
@@ -144,7 +169,12 @@ class Batch:
 
     def __bool__(self) -> bool:
         return bool(
-            self.upserts or self.deletes or self.events or self.presence or self.presence_columns
+            self.upserts
+            or self.deletes
+            or self.events
+            or self.presence
+            or self.presence_columns
+            or self.seen
         )
 
 

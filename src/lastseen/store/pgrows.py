@@ -1,6 +1,6 @@
 """Rows of the PostgreSQL store: the SQL it runs and how records become rows.
 
-Bulk writes go through ``COPY``: each connection has three temporary tables
+Bulk writes go through ``COPY``: each connection has four temporary tables
 (``TEMP_TABLES``, created once per connection, emptied at every commit); a batch is
 copied into them and merged into the real tables with one statement per kind
 (``INSERT ... SELECT ... ON CONFLICT``, ``UPDATE ... FROM``). ``COPY`` is encoded in C
@@ -21,7 +21,7 @@ import orjson
 from lastseen.errors import StoreError
 from lastseen.presence import DeviceState
 from lastseen.store import rows
-from lastseen.store.base import DeviceRecord, EventRecord, PresenceColumns, PresenceUpdate
+from lastseen.store.base import Batch, DeviceRecord, EventRecord, PresenceColumns, PresenceUpdate
 from lastseen.store.rows import audit as audit
 from lastseen.store.rows import event as event
 from lastseen.store.rows import key as key
@@ -53,6 +53,9 @@ CREATE TEMP TABLE IF NOT EXISTS presence_in (
     flapping boolean, version int8
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS events_in (LIKE events) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS seen_in (
+    id text COLLATE "C", last_seen float8, last_own float8, anchor float8
+) ON COMMIT DELETE ROWS;
 """
 
 # --- devices ----------------------------------------------------------------------
@@ -101,6 +104,19 @@ _PRESENCE_BASE: Final = (
 PRESENCE_UPDATE: Final = _PRESENCE_BASE
 PRESENCE_UPDATE_NEWER: Final = f"{_PRESENCE_BASE} AND d.version < u.version"
 
+#: ``SeenRow``s: copied as they are (a NaN time is a float8 NaN), read back as NULL.
+COPY_SEEN: Final = "COPY seen_in (id, last_seen, last_own, anchor) FROM STDIN"
+_SEEN_BASE: Final = (
+    "UPDATE devices AS d SET "
+    + ", ".join(f"{n} = NULLIF(u.{n}, 'NaN')" for n in ("last_seen", "last_own", "anchor"))
+    + " FROM seen_in AS u WHERE d.id = u.id"
+)
+SEEN_UPDATE: Final = _SEEN_BASE
+#: An idempotent batch moves the times only forwards (see ``Batch.idempotent``).
+SEEN_UPDATE_NEWER: Final = (
+    f"{_SEEN_BASE} AND (d.last_seen IS NULL OR d.last_seen < NULLIF(u.last_seen, 'NaN'))"
+)
+
 DELETE: Final = "DELETE FROM devices WHERE id = ANY(%s::text[])"
 
 
@@ -134,6 +150,12 @@ def latest(items: Iterable[T], *, idempotent: bool) -> list[T]:
         if held is None or not idempotent or item.version > held.version:
             chosen[item.id] = item
     return list(chosen.values())
+
+
+def seen_rows(batch: Batch) -> list[tuple[Any, ...]]:
+    """Rows for ``COPY_SEEN``: the last one of each id (one statement cannot update a
+    row twice), less those an idempotent batch drops (``rows.seen``)."""
+    return list({row[0]: row for row in rows.seen(batch)}.values())
 
 
 def device_rows(records: Iterable[DeviceRecord]) -> list[tuple[Any, ...]]:

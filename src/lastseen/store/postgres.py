@@ -209,7 +209,8 @@ class PostgresStore:
     # --- devices and events -----------------------------------------------------------
 
     async def apply(self, batch: Batch) -> None:
-        """Apply ``batch`` in one transaction: upserts, presence, deletes, events.
+        """Apply ``batch`` in one transaction: seen rows, upserts, presence, deletes,
+        events.
 
         Raises ``StoreError`` and changes nothing if (outside ``idempotent``) an
         event's seq is not greater than every seq stored before it.
@@ -225,6 +226,7 @@ class PostgresStore:
             in_columns = set(batch.presence_columns.ids)
             presence = [row for row in presence if row[0] not in in_columns]
             presence += rows.presence_column_rows(batch.presence_columns)
+        seen = rows.seen_rows(batch)
         events = batch.events
         event_rows = rows.event_rows(events)
 
@@ -235,6 +237,10 @@ class PostgresStore:
                         "SELECT value FROM meta WHERE key = 'last_seq' FOR UPDATE"
                     )
                     _check_seqs(events, (await cursor.fetchone() or (0,))[0])
+                # First, so that any fuller write of the same device in this batch wins.
+                if seen:
+                    await _copy(conn, rows.COPY_SEEN, seen)
+                    await conn.execute(rows.SEEN_UPDATE_NEWER if idempotent else rows.SEEN_UPDATE)
                 if upserts:
                     await _copy(conn, rows.COPY_DEVICES, upserts)
                     await conn.execute(rows.UPSERT_NEWER if idempotent else rows.UPSERT)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any, Final
 
 import orjson
 
 from lastseen.presence import DeviceState, Reason, Source, Status, Transition
-from lastseen.store.base import AuditRecord, DeviceRecord, EventRecord, KeyRecord
+from lastseen.store.base import AuditRecord, Batch, DeviceRecord, EventRecord, KeyRecord, SeenRow
 
 #: Most rows in one batch of ``Store.device_rows``: the rows one round trip reads, and
 #: the most a start-up holds as row objects at once.
@@ -109,6 +109,17 @@ def device(row: Any, flaps_of: Callable[[Any], tuple[float, ...]]) -> DeviceReco
         updated_at=updated_at,
         version=version,
     )
+
+
+def seen(batch: Batch) -> Sequence[SeenRow]:
+    """``batch.seen`` as a store applies it: in an idempotent batch, without the rows
+    of devices the batch also upserts or updates (see ``Batch.idempotent``). A plain
+    batch needs no filter, its seen rows go first."""
+    if not (batch.idempotent and (batch.upserts or batch.presence)):
+        return batch.seen
+    fuller = {r.id for r in batch.upserts}
+    fuller.update(u.id for u in batch.presence)
+    return [row for row in batch.seen if row[0] not in fuller]
 
 
 def event(row: Any) -> EventRecord:

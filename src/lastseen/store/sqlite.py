@@ -158,7 +158,7 @@ class SQLiteStore:
             await writer.stop()
 
     async def apply(self, batch: Batch) -> None:
-        """Apply ``batch`` in one transaction: upserts, then deletes, then events.
+        """Apply ``batch`` in one transaction, in the order ``Batch`` gives.
 
         Raises ``StoreError`` and changes nothing if an event's seq is not greater
         than every seq stored before it. If the caller is cancelled while waiting,
@@ -513,6 +513,14 @@ def _apply(conn: sqlite3.Connection, batch: Batch) -> None:
         devices = sorted((_device_row(record) for record in batch.upserts), key=itemgetter(0))
     except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
         raise StoreError(f"cannot encode device as JSON: {exc}") from exc
+    # Seen rows are written in the order given: sorted by id they walk the B-trees as
+    # the upserts do (measured 2x less CPU than random order for 135 000 of 10^6 rows).
+    # The hub sorts its ids, which is cheaper than sorting the rows here again (a keyed
+    # sort of sorted rows is still 0.4 us a row). One statement updates a row once: the
+    # last row of each id is kept, as in PostgreSQL.
+    seen = rows.seen(batch)
+    if len({row[0] for row in seen}) != len(seen):
+        seen = list({row[0]: row for row in seen}.values())
     idempotent = batch.idempotent
     presence = _one_per_device(
         itertools.chain(
@@ -525,6 +533,8 @@ def _apply(conn: sqlite3.Connection, batch: Batch) -> None:
     with _transaction(conn, "BEGIN IMMEDIATE"):
         if events and not idempotent:
             _check_seqs(batch.events, _last_seq(conn))
+        # First, so that any fuller write of the same device in this batch wins.
+        _execute_rows(conn, _SEEN_UPDATE_NEWER if idempotent else _SEEN_UPDATE, seen)
         _execute_rows(conn, _UPSERT_NEWER if idempotent else _UPSERT, devices)
         _execute_rows(conn, _PRESENCE_UPDATE_NEWER if idempotent else _PRESENCE_UPDATE, presence)
         conn.executemany("DELETE FROM devices WHERE id = ?", [(i,) for i in batch.deletes])
@@ -622,6 +632,18 @@ _PRESENCE_SET: Final = (
 _PRESENCE_UPDATE: Final = _RowsSQL(_PRESENCE_SET, 12, ") AS u WHERE devices.id = u.column12")
 _PRESENCE_UPDATE_NEWER: Final = _RowsSQL(
     _PRESENCE_SET, 12, ") AS u WHERE devices.id = u.column12 AND devices.version < u.column11"
+)
+# A seen row is (id, last_seen, last_own, anchor); SQLite stores a bound NaN as NULL,
+# which is what ``SeenRow`` means by it.
+_SEEN_SET: Final = (
+    "UPDATE devices SET last_seen = u.column2, last_own = u.column3, anchor = u.column4 FROM ("
+)
+_SEEN_UPDATE: Final = _RowsSQL(_SEEN_SET, 4, ") AS u WHERE devices.id = u.column1")
+_SEEN_UPDATE_NEWER: Final = _RowsSQL(
+    _SEEN_SET,
+    4,
+    ") AS u WHERE devices.id = u.column1 "
+    "AND (devices.last_seen IS NULL OR devices.last_seen < u.column2)",
 )
 _UPSERT: Final = _RowsSQL(_UPSERT_HEAD, len(_DEVICE_COLUMNS), _UPSERT_TAIL)
 # An idempotent batch moves a stored device only forwards (see Batch.idempotent).

@@ -10,19 +10,27 @@ from lastseen.hub import heap
 from lastseen.hub.heap import Trimmer
 
 
-def test_the_first_trim_comes_after_enough_rows() -> None:
-    trimmer = Trimmer(rows=100)
+def test_the_first_trim_comes_after_enough_rows_once_writing_calms() -> None:
+    trimmer = Trimmer(rows=100, every=5)
     assert not trimmer.due(0)
     assert not trimmer.due(99)
-    assert trimmer.due(100)
+    assert trimmer.due(100)  # 99 rows in the last check: calm enough
 
 
 def test_each_trim_starts_the_next_count() -> None:
-    trimmer = Trimmer(rows=100)
-    assert trimmer.due(150)
-    assert not trimmer.due(249)  # 99 rows since the last trim
-    assert trimmer.due(250)
-    assert not trimmer.due(250)  # nothing written since
+    trimmer = Trimmer(rows=100, every=5)
+    assert not trimmer.due(50)
+    assert trimmer.due(120)
+    assert not trimmer.due(219)  # 99 rows since the last trim
+    assert trimmer.due(300)
+    assert not trimmer.due(300)  # nothing written since
+
+
+def test_under_sustained_writing_it_trims_every_so_many_checks() -> None:
+    trimmer = Trimmer(rows=100, every=3)
+    answers = [trimmer.due(1000.0 * i) for i in range(1, 8)]  # 1 000 rows each check
+    assert answers == [False, False, True, False, False, True, False]
+    assert trimmer.due(7000.0)  # writing stopped with rows pending: at once
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")

@@ -64,6 +64,21 @@ def event(
     )
 
 
+#: A presence with every field set, none at its default.
+RICH = DeviceState(
+    status=Status.STALE,
+    since=1_700_000_060.0,
+    last_seen=1_700_000_050.0,
+    last_own=1_700_000_040.0,
+    anchor=1_700_000_045.0,
+    reason=Reason.STALE_TIMEOUT,
+    source=Source.TIMEOUT,
+    session=7,
+    flaps=(1_700_000_001.0, 1_700_000_060.0),
+    flapping=True,
+)
+
+
 def by_id(records: list[DeviceRecord]) -> list[DeviceRecord]:
     return sorted(records, key=lambda r: r.id)
 
@@ -345,18 +360,7 @@ async def test_a_batch_combines_upserts_deletes_and_events(store: Store) -> None
 async def test_presence_updates_move_only_the_presence_columns(store: Store) -> None:
     original = device("a", labels={"site": "x"})
     await store.apply(Batch(upserts=[original]))
-    state = DeviceState(
-        status=Status.STALE,
-        since=1_700_000_060.0,
-        last_seen=1_700_000_050.0,
-        last_own=1_700_000_040.0,
-        anchor=1_700_000_045.0,
-        reason=Reason.STALE_TIMEOUT,
-        source=Source.TIMEOUT,
-        session=7,
-        flaps=(1_700_000_001.0, 1_700_000_060.0),
-        flapping=True,
-    )
+    state = RICH
     await store.apply(
         Batch(presence=[PresenceUpdate("a", state), PresenceUpdate("never-stored", state)])
     )
@@ -387,18 +391,7 @@ def columns_of(updates: list[PresenceUpdate]) -> PresenceColumns:
 
 async def test_presence_columns_are_the_same_writes_as_presence_updates(store: Store) -> None:
     await store.apply(Batch(upserts=[device("a", labels={"site": "x"}), device("b"), device("c")]))
-    rich = DeviceState(
-        status=Status.STALE,
-        since=1_700_000_060.0,
-        last_seen=1_700_000_050.0,
-        last_own=1_700_000_040.0,
-        anchor=1_700_000_045.0,
-        reason=Reason.STALE_TIMEOUT,
-        source=Source.TIMEOUT,
-        session=7,
-        flaps=(1_700_000_001.0, 1_700_000_060.0),
-        flapping=True,
-    )
+    rich = RICH
     bare = DeviceState(status=Status.OFFLINE, since=1_700_000_070.0, flaps=(1_700_000_070.0,))
     # "c" is written by both parts of the batch: the columns come second and win.
     updates = [PresenceUpdate("a", rich), PresenceUpdate("c", bare), PresenceUpdate("ghost", bare)]

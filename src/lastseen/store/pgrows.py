@@ -183,16 +183,17 @@ def presence_rows(updates: Iterable[PresenceUpdate]) -> list[tuple[Any, ...]]:
 
 def presence_column_rows(c: PresenceColumns) -> list[tuple[Any, ...]]:
     """``presence_rows`` for each position of ``c``, a column at a time."""
+    status, reason, source = rows.presence_codes(c)
     return list(
         zip(
             c.ids,
-            [s.value for s in c.status],
+            status,
             c.since,
             c.last_seen,
             c.last_own,
             c.anchor,
-            [None if r is None else r.value for r in c.reason],
-            [None if s is None else s.value for s in c.source],
+            reason,
+            source,
             c.session,
             [_flaps(f) for f in c.flaps],
             c.flapping,

@@ -9,7 +9,15 @@ from typing import Any, Final
 import orjson
 
 from lastseen.presence import DeviceState, Reason, Source, Status, Transition
-from lastseen.store.base import AuditRecord, Batch, DeviceRecord, EventRecord, KeyRecord, SeenRow
+from lastseen.store.base import (
+    AuditRecord,
+    Batch,
+    DeviceRecord,
+    EventRecord,
+    KeyRecord,
+    PresenceColumns,
+    SeenRow,
+)
 
 #: Most rows in one batch of ``Store.device_rows``: the rows one round trip reads, and
 #: the most a start-up holds as row objects at once.
@@ -108,6 +116,18 @@ def device(row: Any, flaps_of: Callable[[Any], tuple[float, ...]]) -> DeviceReco
         created_at=created_at,
         updated_at=updated_at,
         version=version,
+    )
+
+
+def presence_codes(
+    c: PresenceColumns,
+) -> tuple[list[str], list[str | None], list[str | None]]:
+    """The status, reason and source columns of ``c`` as the strings both SQL stores
+    keep."""
+    return (
+        [s.value for s in c.status],
+        [None if r is None else r.value for r in c.reason],
+        [None if s is None else s.value for s in c.source],
     )
 
 

@@ -676,14 +676,15 @@ def _presence_row(update: PresenceUpdate) -> tuple[object, ...]:
 
 def _presence_column_rows(c: PresenceColumns) -> Iterator[tuple[object, ...]]:
     """``_presence_row`` for each position of ``c``, a column at a time."""
+    status, reason, source = rows.presence_codes(c)
     return zip(
-        [s.value for s in c.status],
+        status,
         c.since,
         c.last_seen,
         c.last_own,
         c.anchor,
-        [None if r is None else r.value for r in c.reason],
-        [None if s is None else s.value for s in c.source],
+        reason,
+        source,
         c.session,
         [_dumps(f) if f else "[]" for f in c.flaps],
         [int(f) for f in c.flapping],

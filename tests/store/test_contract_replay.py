@@ -99,6 +99,17 @@ async def test_the_highest_version_in_one_batch_wins(store: Store) -> None:
     assert (stored.labels, stored.state.status, stored.version) == ({"v": "9"}, Status.OFFLINE, 12)
 
 
+async def test_of_equal_versions_in_one_batch_the_first_wins(store: Store) -> None:
+    # Applied in turn, the second of two equal versions is not newer than the first.
+    await store.apply(Batch(upserts=[versioned(device("a"), 1)], idempotent=True))
+    first = PresenceUpdate("a", state(Status.OFFLINE, 30.0), version=5)
+    second = PresenceUpdate("a", state(Status.ONLINE, 20.0), version=5)
+    await store.apply(Batch(presence=[first, second], idempotent=True))
+    stored = await store.get_device("a")
+    assert stored is not None
+    assert (stored.state, stored.version) == (first.state, 5)
+
+
 async def test_events_may_arrive_out_of_order_and_overlapping(store: Store) -> None:
     await store.apply(Batch(events=[event(5), event(6)], idempotent=True))
     await store.apply(Batch(events=[event(2), event(3), event(5)], idempotent=True))

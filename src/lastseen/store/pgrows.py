@@ -14,21 +14,21 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import orjson
 
 from lastseen.errors import StoreError
 from lastseen.presence import DeviceState
 from lastseen.store import rows
-from lastseen.store.base import Batch, DeviceRecord, EventRecord, PresenceColumns, PresenceUpdate
+from lastseen.store.base import DeviceRecord, EventRecord, PresenceColumns, PresenceUpdate
 from lastseen.store.rows import audit as audit
 from lastseen.store.rows import event as event
 from lastseen.store.rows import key as key
 from lastseen.store.rows import key_row as key_row
-
-T = TypeVar("T", DeviceRecord, PresenceUpdate)
-
+from lastseen.store.rows import latest as latest
+from lastseen.store.rows import presence_updates as presence_updates
+from lastseen.store.rows import seen as seen
 
 _PRESENCE: Final = (
     "status, since, last_seen, last_own, anchor, reason, source, session, flaps, flapping, version"
@@ -138,24 +138,6 @@ def dumps(value: object) -> str:
 def _flaps(flaps: tuple[float, ...]) -> str:
     # A PostgreSQL array literal; repr() is the shortest text that reads back exactly.
     return "{" + ",".join(repr(float(f)) for f in flaps) + "}"
-
-
-def latest(items: Iterable[T], *, idempotent: bool) -> list[T]:
-    """One write per id (one statement cannot update a row twice): the last one, or in
-    an idempotent batch the one with the highest version (the first of equals, as
-    applying them in turn would)."""
-    chosen: dict[str, T] = {}
-    for item in items:
-        held = chosen.get(item.id)
-        if held is None or not idempotent or item.version > held.version:
-            chosen[item.id] = item
-    return list(chosen.values())
-
-
-def seen_rows(batch: Batch) -> list[tuple[Any, ...]]:
-    """Rows for ``COPY_SEEN``: the last one of each id (one statement cannot update a
-    row twice), less those an idempotent batch drops (``rows.seen``)."""
-    return list({row[0]: row for row in rows.seen(batch)}.values())
 
 
 def device_rows(records: Iterable[DeviceRecord]) -> list[tuple[Any, ...]]:

@@ -220,13 +220,10 @@ class PostgresStore:
         idempotent = batch.idempotent
         # Encode before taking a connection: the transaction holds locks only for SQL.
         upserts = rows.device_rows(rows.latest(batch.upserts, idempotent=idempotent))
-        presence = rows.presence_rows(rows.latest(batch.presence, idempotent=idempotent))
+        presence = rows.presence_rows(rows.presence_updates(batch))
         if batch.presence_columns:
-            # Applied after ``presence``: a device in both is written as the columns say.
-            in_columns = set(batch.presence_columns.ids)
-            presence = [row for row in presence if row[0] not in in_columns]
             presence += rows.presence_column_rows(batch.presence_columns)
-        seen = rows.seen_rows(batch)
+        seen = rows.seen(batch)
         events = batch.events
         event_rows = rows.event_rows(events)
 

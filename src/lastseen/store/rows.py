@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
 
@@ -16,8 +16,11 @@ from lastseen.store.base import (
     EventRecord,
     KeyRecord,
     PresenceColumns,
+    PresenceUpdate,
     SeenRow,
 )
+
+T = TypeVar("T", DeviceRecord, PresenceUpdate)
 
 #: Most rows in one batch of ``Store.device_rows``: the rows one round trip reads, and
 #: the most a start-up holds as row objects at once.
@@ -131,15 +134,39 @@ def presence_codes(
     )
 
 
-def seen(batch: Batch) -> Sequence[SeenRow]:
-    """``batch.seen`` as a store applies it: in an idempotent batch, without the rows
-    of devices the batch also upserts or updates (see ``Batch.idempotent``). A plain
-    batch needs no filter, its seen rows go first."""
-    if not (batch.idempotent and (batch.upserts or batch.presence)):
-        return batch.seen
-    fuller = {r.id for r in batch.upserts}
-    fuller.update(u.id for u in batch.presence)
-    return [row for row in batch.seen if row[0] not in fuller]
+def latest(items: Iterable[T], *, idempotent: bool) -> list[T]:
+    """One write per id (one statement cannot update a row twice): the last one, or in
+    an idempotent batch the one with the highest version (the first of equals, as
+    applying them in turn would)."""
+    chosen: dict[str, T] = {}
+    for item in items:
+        held = chosen.get(item.id)
+        if held is None or not idempotent or item.version > held.version:
+            chosen[item.id] = item
+    return list(chosen.values())
+
+
+def presence_updates(batch: Batch) -> list[PresenceUpdate]:
+    """``batch.presence`` as a store applies it beside ``batch.presence_columns``: one
+    update per device (``latest``), less the devices the columns write after it."""
+    updates = latest(batch.presence, idempotent=batch.idempotent)
+    if not batch.presence_columns:
+        return updates
+    in_columns = set(batch.presence_columns.ids)
+    return [u for u in updates if u.id not in in_columns]
+
+
+def seen(batch: Batch) -> list[SeenRow]:
+    """``batch.seen`` as a store applies it: the last row of each id (one statement
+    updates a row once), and in an idempotent batch without the rows of devices the
+    batch also upserts or updates (see ``Batch.idempotent``). A plain batch needs no
+    such filter, its seen rows go first."""
+    rows = batch.seen
+    if batch.idempotent and (batch.upserts or batch.presence):
+        fuller = {r.id for r in batch.upserts}
+        fuller.update(u.id for u in batch.presence)
+        rows = [row for row in rows if row[0] not in fuller]
+    return list({row[0]: row for row in rows}.values())
 
 
 def event(row: Any) -> EventRecord:

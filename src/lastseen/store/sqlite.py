@@ -517,18 +517,15 @@ def _apply(conn: sqlite3.Connection, batch: Batch) -> None:
     # the upserts do (measured 2x less CPU than random order for 135 000 of 10^6 rows).
     # The hub sorts its ids, which is cheaper than sorting the rows here again (a keyed
     # sort of sorted rows is still 0.4 us a row). One statement updates a row once: the
-    # last row of each id is kept, as in PostgreSQL.
+    # last row of each id is kept (``rows.seen``), as in PostgreSQL.
     seen = rows.seen(batch)
-    if len({row[0] for row in seen}) != len(seen):
-        seen = list({row[0]: row for row in seen}.values())
     idempotent = batch.idempotent
-    presence = _one_per_device(
-        itertools.chain(
-            map(_presence_row, batch.presence),
-            _presence_column_rows(batch.presence_columns) if batch.presence_columns else (),
-        ),
-        newest=idempotent,
-    )
+    # One row per device (``rows.presence_updates``): one UPDATE ... FROM (VALUES ...)
+    # would apply an arbitrary one of two rows of the same device.
+    presence = [_presence_row(u) for u in rows.presence_updates(batch)]
+    if batch.presence_columns:
+        presence += _presence_column_rows(batch.presence_columns)
+    presence.sort(key=itemgetter(11))
     events = [_event_row(event) for event in batch.events]
     with _transaction(conn, "BEGIN IMMEDIATE"):
         if events and not idempotent:
@@ -599,26 +596,6 @@ def _execute_rows(
     for start in range(0, len(rows), _ROWS_PER_STATEMENT):
         part = rows[start : start + _ROWS_PER_STATEMENT]
         conn.execute(sql.text(len(part)), list(chain(part)))
-
-
-def _one_per_device(
-    rows: Iterator[tuple[object, ...]], *, newest: bool
-) -> list[tuple[object, ...]]:
-    """Presence rows, one per device (the last, or with ``newest`` the highest
-    version, as row-by-row updates would have left it), in id order.
-
-    One ``UPDATE ... FROM (VALUES ...)`` would apply an arbitrary one of two rows of
-    the same device, so duplicates are resolved here.
-    """
-    by_id: dict[object, tuple[object, ...]] = {}
-    for row in rows:
-        device_id = row[11]
-        if newest:
-            kept = by_id.get(device_id)
-            if kept is not None and kept[10] > row[10]:  # type: ignore[operator]
-                continue
-        by_id[device_id] = row
-    return sorted(by_id.values(), key=itemgetter(11))
 
 
 # The row is (status, since, last_seen, last_own, anchor, reason, source, session,

@@ -14,6 +14,17 @@ NAN = float("nan")
 offsets = st.floats(min_value=0, max_value=5, allow_nan=False)
 
 
+def _filled(entries: list[tuple[float, bool]]) -> tuple[array[float], Deadlines]:
+    """Device ``n`` has an entry at ``T0 + entries[n][0]``, live unless its flag says
+    not (then its ``scheduled`` is NaN, as a deleted or rescheduled device's is)."""
+    scheduled = array("d")
+    deadlines = Deadlines()
+    for n, (offset, live) in enumerate(entries):
+        scheduled.append(T0 + offset if live else NAN)
+        deadlines.add(T0 + offset, n)
+    return scheduled, deadlines
+
+
 @given(st.floats(min_value=0, max_value=4e9, allow_nan=False))
 def test_a_bucket_never_ends_before_its_deadline(deadline: float) -> None:
     key = bucket_of(deadline)
@@ -29,11 +40,7 @@ def test_a_bucket_never_ends_before_its_deadline(deadline: float) -> None:
 def test_take_returns_exactly_the_live_due_numbers(
     entries: list[tuple[float, bool]], nows: list[float], limit: int
 ) -> None:
-    scheduled = array("d")
-    deadlines = Deadlines()
-    for n, (offset, live) in enumerate(entries):
-        scheduled.append(T0 + offset if live else NAN)
-        deadlines.add(T0 + offset, n)
+    scheduled, deadlines = _filled(entries)
     assert len(deadlines) == len(entries)
     fired: list[int] = []
     for offset in sorted(nows):
@@ -78,11 +85,7 @@ def test_the_first_bucket_wakes_the_timer() -> None:
 def test_due_is_every_live_due_number_and_takes_nothing(
     entries: list[tuple[float, bool]], now_offset: float, moved: list[int]
 ) -> None:
-    scheduled = array("d")
-    deadlines = Deadlines()
-    for n, (offset, live) in enumerate(entries):
-        scheduled.append(T0 + offset if live else NAN)
-        deadlines.add(T0 + offset, n)
+    scheduled, deadlines = _filled(entries)
     for n in moved:  # rescheduled earlier: a second, live entry; the first is dead
         if n < len(entries) and scheduled[n] == scheduled[n]:
             scheduled[n] -= 0.5

@@ -23,6 +23,7 @@ start:
 
     .venv/bin/python -m bench.restart                               # 1 000 000 devices, 3 runs
     .venv/bin/python -m bench.restart --devices 20000 --runs 1      # quick
+    .venv/bin/python -m bench.restart --alert-rule 3600             # with an alert rule
 """
 
 from __future__ import annotations
@@ -170,10 +171,17 @@ def run_once(
 ) -> dict[str, Any]:
     data_dir = workdir / f"run-{time.monotonic_ns()}"
     shutil.copytree(snapshot, data_dir)
+    extra: list[str] = []
+    if args.alert_rule is not None:
+        # An offline_for rule matching every device: the notifier seeds its engine at
+        # start and then follows every overdue transition of the drain.
+        config = workdir / f"alerts-{time.monotonic_ns()}.toml"
+        config.write_text(f'[alerts.gone]\nkind = "offline_for"\nduration = {args.alert_rule}\n')
+        extra = ["--config", str(config)]
     hub = HubProcess(
         data_dir,
         "--stale-after", str(args.stale_after), "--offline-after", str(args.offline_after),
-        "--log-level", args.log_level,
+        "--log-level", args.log_level, *extra,
     )  # fmt: skip
     expected = seq_before + 2 * devices
     started = time.monotonic()
@@ -245,6 +253,12 @@ def main() -> None:
     parser.add_argument(
         "--data", type=Path, help="keep the prepared data directory here; reuse it if present"
     )
+    parser.add_argument(
+        "--alert-rule",
+        type=float,
+        metavar="SECONDS",
+        help="restart with an offline_for alert rule of this duration over every device",
+    )
     args = parser.parse_args()
     runs = []
     with tempfile.TemporaryDirectory(prefix="lastseen-bench-") as tmp:
@@ -273,6 +287,7 @@ def main() -> None:
         )
     }
     summary["devices"] = args.devices
+    summary["alert_rule_seconds"] = args.alert_rule
     summary.update({k: v for k, v in prepared.items() if k != "last_beat"})
     print_table(
         f"restart recovery ({args.devices} devices, {2 * args.devices} overdue transitions, "
@@ -292,6 +307,10 @@ def main() -> None:
                 f"(peak {summary['rss_peak_bytes'] / 2**20:.0f} MiB)",
             ),
             ("setup", _setup_line(prepared)),
+            (
+                "alert rules",
+                "none" if args.alert_rule is None else f"offline_for {args.alert_rule:g} s",
+            ),
         ],
     )
     print(f"\nwrote {write_result('restart', summary, runs)}")

@@ -8,11 +8,14 @@ state in Redis. Time moves only with the manual clock (see conftest.py).
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 
 from lastseen.errors import InvalidInput, NotFound
 from lastseen.hub.broadcast import DEVICE, RESET, TRANSITION, Message, StreamFilter, Subscriber
+from lastseen.hub.feed import FeedEvent
 from lastseen.presence import Observation, Reason, Source, Status
 from lastseen.store import DeviceQuery
 from tests.contract.conftest import T0, Fleet
@@ -277,6 +280,50 @@ async def test_a_snapshot_holds_every_matching_device_and_its_seq(fleet: Fleet) 
     assert [(d["id"], d["status"]) for d in north] == [("gw", "unknown")]
     _, one = await hub.read_snapshot(StreamFilter(devices=frozenset({"pi-2"})))
     assert [d["id"] for d in one] == ["pi-2"]
+
+
+async def test_statuses_hold_the_devices_asked_for_as_their_transitions_left_them(
+    fleet: Fleet,
+) -> None:
+    hub = fleet.hub
+    await hub.put_device("gw", labels={"site": "north"})
+    await hub.heartbeat("pi-1")
+    await hub.put_device("pi-2", profile="fast")
+    await hub.heartbeat("pi-2")
+    fleet.clock.advance(1.0)  # pi-2's stale_after
+    assert await fleet.fire() == 1
+    seq, found = await hub.read_statuses({Status.UNKNOWN, Status.STALE})
+    assert seq == await hub.current_seq() == 3
+    assert sorted((i, dict(labels), p, s, since) for i, labels, p, s, since in found) == [
+        ("gw", {"site": "north"}, "default", Status.UNKNOWN, T0),
+        ("pi-2", {}, "fast", Status.STALE, T0 + 1.0),
+    ]
+    _, asked = await hub.read_statuses((), ids=["pi-1", "nobody"])
+    assert [(i, s, since) for i, _, _, s, since in asked] == [("pi-1", Status.ONLINE, T0)]
+    _, both = await hub.read_statuses({Status.STALE}, ids=["pi-2", "pi-1"])
+    assert sorted(i for i, *_ in both) == ["pi-1", "pi-2"]  # each device once
+    assert await hub.read_statuses(()) == (3, [])
+    await hub.delete_device("gw")
+    assert [i for i, *_ in (await hub.read_statuses({Status.UNKNOWN}))[1]] == []
+
+
+async def test_statuses_are_not_judged_and_the_sweep_comes_after_their_seq(
+    fleet: Fleet,
+) -> None:
+    hub = fleet.hub
+    await hub.heartbeat("pi-1")
+    fleet.clock.advance(10.5)  # past stale_after; no sweep yet
+    seq, online = await hub.read_statuses({Status.ONLINE, Status.STALE})
+    assert (seq, [(i, s) for i, _, _, s, _ in online]) == (1, [("pi-1", Status.ONLINE)])
+    assert await fleet.fire() == 1
+    feed = hub.transitions(seq)
+    try:
+        async with asyncio.timeout(10):
+            batch = await anext(feed)
+        events = [(e.seq, e.from_status, e.to_status) for e in batch if isinstance(e, FeedEvent)]
+        assert events == [(2, Status.ONLINE, Status.STALE)]  # exactly what the answer lacks
+    finally:
+        await feed.aclose()
 
 
 # --------------------------------------------------------------------- streams

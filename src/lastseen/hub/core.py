@@ -30,10 +30,10 @@ import re
 import time
 from array import array
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache, partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -88,6 +88,9 @@ from lastseen.settings import Settings
 from lastseen.store import DeviceQuery, DeviceRecord, EventRecord, PresenceColumns, SeenRow, Store
 from lastseen.timefmt import rfc3339
 from lastseen.wire import device_json, event_json
+
+if TYPE_CHECKING:
+    from lastseen.hub.api import DeviceStatus
 
 log = logging.getLogger("lastseen.presence")
 
@@ -1044,6 +1047,28 @@ class Hub:
 
     async def read_snapshot(self, stream_filter: StreamFilter) -> tuple[int, list[dict[str, Any]]]:
         return self.snapshot(stream_filter)
+
+    async def read_statuses(
+        self, statuses: Collection[Status], ids: Collection[str] = ()
+    ) -> tuple[int, list[DeviceStatus]]:
+        # The columns as the assigned transitions left them (no judging at now): the
+        # sweep's transitions come after ``self.seq``. Synchronous, so consistent.
+        table = self.table
+        codes = {STATUSES.index(status) for status in statuses}
+        numbers = table.with_status(codes)
+        index = table.index
+        numbers += [
+            n for n in map(index.get, ids) if n is not None and table.status[n] not in codes
+        ]
+        names = [profile.name for profile in table.profiles]
+        device_ids, labels, profile, status, since = (
+            table.ids, table.labels, table.profile, table.status, table.since
+        )  # fmt: skip
+        return self.seq, [
+            (device_id, labels.get(n, EMPTY), names[profile[n]], STATUSES[status[n]], since[n])
+            for n in numbers
+            if (device_id := device_ids[n]) is not None  # always: numbers are of devices
+        ]
 
     def transitions(self, after: int) -> AsyncGenerator[list[FeedItem], None]:
         """Every transition with seq > ``after``, then live, in batches (hub/feed.py)."""

@@ -119,6 +119,10 @@ class AlertEngine:
                     changes.append(_resolve(episode.alert, since, f"now {status.value}"))
         return changes
 
+    def episode_statuses(self) -> frozenset[Status]:
+        """The statuses an episode of some rule is made of (what ``seed`` looks for)."""
+        return frozenset().union(*(EPISODE_STATUSES.get(r.kind, ()) for r in self.rules.values()))
+
     def devices(self) -> set[str]:
         """Devices the engine holds state for."""
         return {key[1] for states in (self._episodes, self._flaps) for key in states}

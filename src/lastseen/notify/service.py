@@ -37,7 +37,6 @@ import orjson
 
 from lastseen.clock import Clock
 from lastseen.errors import LastseenError
-from lastseen.hub.broadcast import StreamFilter
 from lastseen.hub.feed import FeedEvent, FeedReset
 from lastseen.notify.alerts import OPENED, AlertEngine
 from lastseen.notify.devices import UNKNOWN, Facts, deleted, device_facts
@@ -57,8 +56,6 @@ from lastseen.notify.policy import RetryPolicy, decide
 from lastseen.notify.sender import attempt
 from lastseen.notify.ssrf import AddressPolicy
 from lastseen.notify.store import NotifyStore
-from lastseen.presence import Status
-from lastseen.timefmt import parse_rfc3339
 
 if TYPE_CHECKING:
     from lastseen.hub.api import HubAPI
@@ -74,7 +71,6 @@ RELOAD_INTERVAL = 5.0
 FORGET_CHECKS = 1000
 #: Seconds a stopping notifier lets its sends in flight finish.
 STOP_GRACE = 2.0
-_STATUSES = {s.value: s for s in Status}
 
 
 class Notifier:
@@ -197,20 +193,14 @@ class Notifier:
         now = self.clock.now()
         rules = {**self.api_rules, **self.config_rules}
         changes = self.engine.set_rules(rules.values(), now)
-        if rules:
-            seq, devices = await self.hub.read_snapshot(StreamFilter())
-            for device in devices:
-                changes += self.engine.seed(
-                    device["id"],
-                    device["labels"],
-                    device["profile"],
-                    _STATUSES[device["status"]],
-                    parse_rfc3339(device["status_since"]),
-                )
-        else:
-            # No rule to seed: a snapshot of every device would be built for nothing
-            # (at a restart of a large hub, seconds per 100 000 overdue devices).
-            seq = await self.hub.current_seq()
+        # Only a device in a status some rule counts, or one the engine holds state
+        # for, can start or end an episode: seeding any other would change nothing.
+        # Not judged at now: the sweep's transitions come after ``seq``, on the feed.
+        seq, devices = await self.hub.read_statuses(
+            self.engine.episode_statuses(), self.engine.devices()
+        )
+        for device_id, labels, profile, status, since in devices:
+            changes += self.engine.seed(device_id, labels, profile, status, since)
         self._engine_seq = seq
         if not self._tasks:
             changes += self.engine.restore(await self.store.open_alerts(), now)

@@ -22,14 +22,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping, Sequence
 from typing import Any
 
 import orjson
 
 from lastseen.clock import Clock, SystemClock
 from lastseen.errors import InvalidInput, NotFound
-from lastseen.hub.api import BatchItem
+from lastseen.hub.api import BatchItem, DeviceStatus
 from lastseen.hub.broadcast import DEVICE, Broadcaster, Message, StreamFilter, Subscriber
 from lastseen.hub.core import MAX_ATTRIBUTES, BeatResult, check_profile
 from lastseen.hub.feed import FeedItem, transition_feed
@@ -457,6 +457,12 @@ class RedisHub:
     async def read_snapshot(self, stream_filter: StreamFilter) -> tuple[int, list[dict[str, Any]]]:
         async with self._opening:
             return await self.reads.read_snapshot(stream_filter)
+
+    async def read_statuses(
+        self, statuses: Collection[Status], ids: Collection[str] = ()
+    ) -> tuple[int, list[DeviceStatus]]:
+        async with self._opening:
+            return await self.reads.read_statuses(statuses, ids)
 
     async def knows(self, device_id: str) -> bool:
         with translated():

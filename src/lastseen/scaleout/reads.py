@@ -8,19 +8,20 @@ Listing pages by id through the ``ids`` sorted set; filters apply to the current
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from lastseen.errors import NotFound
 from lastseen.hub.broadcast import StreamFilter
-from lastseen.presence import DeviceState, Profile, advance, next_deadline
+from lastseen.presence import DeviceState, Profile, Status, advance, next_deadline
 from lastseen.scaleout.codec import record_from_hash
 from lastseen.scaleout.connection import translated
 from lastseen.store import DeviceQuery, DeviceRecord
 from lastseen.wire import device_json
 
 if TYPE_CHECKING:
+    from lastseen.hub.api import DeviceStatus
     from lastseen.scaleout.hub import RedisHub
 
 #: Ids fetched per round trip when listing or snapshotting.
@@ -129,6 +130,40 @@ class DeviceReads:
             if len(ids) < _PAGE:
                 break
         return seq, devices
+
+    async def read_statuses(
+        self, statuses: Collection[Status], ids: Collection[str] = ()
+    ) -> tuple[int, list[DeviceStatus]]:
+        """Devices as Redis holds them (not judged at now), by pages of ids: every
+        device when ``statuses`` is given, else only ``ids``. The seq is read first, so
+        a transition made during the scan may be both in the answer and after the seq
+        (a consumer seeding from it sees a status it already has, which changes nothing)."""
+        seq = await self.hub.current_seq()
+        wanted = set(statuses)
+        out: list[DeviceStatus] = []
+        async for page in self._pages(bool(wanted), list(ids)):
+            records, _ = await self.records(page)
+            for record in records:
+                if record is None:
+                    continue
+                state = record.state
+                if state.status in wanted or record.id in ids:
+                    out.append(
+                        (record.id, record.labels, record.profile, state.status, state.since)
+                    )
+        return seq, out
+
+    async def _pages(self, everyone: bool, ids: list[str]) -> AsyncIterator[list[str]]:
+        if not everyone:
+            for start in range(0, len(ids), _PAGE):
+                yield ids[start : start + _PAGE]
+            return
+        cursor: str | None = None
+        while page := await self._ids(cursor, _PAGE):
+            yield page
+            cursor = page[-1]
+            if len(page) < _PAGE:
+                return
 
 
 def _matches(record: DeviceRecord, query: DeviceQuery) -> bool:

@@ -80,6 +80,11 @@ class RedisServer:
             proc.terminate()
             proc.wait(10)
 
+    def restart(self) -> None:
+        """Stop, then start on the same port and data: back when it answers a PING."""
+        self.stop()
+        self.start()
+
 
 class RedisCluster:
     """Three masters, no replicas, on three free loopback ports."""

@@ -4,18 +4,29 @@
 is a Redis Cluster reached through any of its nodes. Every call has a socket timeout
 well under a second, so a Redis outage answers 503 quickly instead of hanging a
 request; library exceptions are translated to ``Unavailable`` at this edge.
+
+A restarted Redis leaves the pool holding connections to the old server, and this
+redis-py does not notice before use (its pre-use check is off while maintenance
+notifications are "auto", the RESP3 default): the next command on one fails with
+``Connection closed by server``. Reads go through ``reading``, which tries once more
+on a fresh connection. Writes do not: their error may come after Redis ran them (a
+lost reply), and a script that increments the seq and appends to the stream must not
+run twice, so a write on a dead connection answers 503 and its caller retries.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from redis import exceptions as rexc
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from lastseen.errors import Unavailable
 
@@ -25,6 +36,17 @@ COMMAND_TIMEOUT = 0.5
 Client = Redis | RedisCluster
 #: Connections one client keeps to one server at most.
 MAX_CONNECTIONS = 64
+#: Tries after the first for a read whose connection broke, at once (no backoff).
+READ_RETRIES = 1
+#: A broken read is tried again only if it failed within this many seconds. A dead
+#: pooled socket fails in microseconds; a read that failed slowly is an outage, and
+#: repeating it would push its 503 past a second. So an outage answers a read within
+#: this plus one try: against a server that is gone the try is refused at once, and
+#: one that hangs ends it at ``COMMAND_TIMEOUT`` with ``TimeoutError`` (never retried),
+#: 0.1 + 0.5 s at most.
+RETRY_WITHIN = 0.1
+
+T = TypeVar("T")
 
 
 def is_cluster(url: str) -> bool:
@@ -47,6 +69,24 @@ def connect(url: str, *, timeout: float = COMMAND_TIMEOUT, cluster: bool = False
         url, max_connections=MAX_CONNECTIONS, timeout=timeout, **options
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
+async def reading(call: Callable[[], Awaitable[T]]) -> T:
+    """``call()``, a read (safe to repeat), tried ``READ_RETRIES`` more times at once if
+    its connection broke within ``RETRY_WITHIN``. redis-py closes the broken connection
+    before giving it back, and the pool hands out the last one given back first, so
+    the next try (usually on that one) connects afresh."""
+    started = time.monotonic()
+    retry = Retry(NoBackoff(), READ_RETRIES, supported_errors=(rexc.ConnectionError,))
+
+    def fast(_: Exception) -> bool:
+        return time.monotonic() - started < RETRY_WITHIN
+
+    return await retry.call_with_retry(call, _ignore, is_retryable=fast)
+
+
+async def _ignore(_: Exception) -> None:
+    """Nothing to do between tries: the failed command already closed its connection."""
 
 
 #: What a Redis outage looks like to redis-py.

@@ -49,7 +49,7 @@ from lastseen.scaleout.codec import (
     profile_spec,
     state_from_reply,
 )
-from lastseen.scaleout.connection import OUTAGE, connect, is_cluster, translated
+from lastseen.scaleout.connection import OUTAGE, connect, is_cluster, reading, translated
 from lastseen.scaleout.fanout import FanOut
 from lastseen.scaleout.instruments import ScaleoutMetrics
 from lastseen.scaleout.keys import Keys
@@ -466,25 +466,25 @@ class RedisHub:
 
     async def knows(self, device_id: str) -> bool:
         with translated():
-            return bool(await self.redis.exists(self.keys.device(device_id)))
+            return bool(await reading(lambda: self.redis.exists(self.keys.device(device_id))))
 
     async def profile_of(self, device_id: str) -> Profile | None:
         with translated():
-            name = await self.redis.hget(self.keys.device(device_id), "pn")
+            name = await reading(lambda: self.redis.hget(self.keys.device(device_id), "pn"))
         return None if name is None else self.profile(name)
 
     async def device_count(self) -> int:
         with translated():
-            return int(await self.redis.zcard(self.keys.ids))
+            return int(await reading(lambda: self.redis.zcard(self.keys.ids)))
 
     async def current_seq(self) -> int:
         with translated():
-            return int(await self.redis.get(self.keys.seq) or 0)
+            return int(await reading(lambda: self.redis.get(self.keys.seq)) or 0)
 
     async def ready(self) -> str | None:
         try:
             async with asyncio.timeout(0.5):
-                await self.redis.ping()
+                await reading(self.redis.ping)
         except (*OUTAGE, Exception):
             return "redis"
         return None

@@ -16,7 +16,7 @@ from lastseen.errors import NotFound
 from lastseen.hub.broadcast import StreamFilter
 from lastseen.presence import DeviceState, Profile, Status, advance, next_deadline
 from lastseen.scaleout.codec import record_from_hash
-from lastseen.scaleout.connection import translated
+from lastseen.scaleout.connection import reading, translated
 from lastseen.store import DeviceQuery, DeviceRecord
 from lastseen.wire import device_json
 
@@ -36,8 +36,10 @@ class DeviceReads:
         """Devices as stored in Redis, and Redis's now, in one round trip."""
         k = self.hub.keys
         with translated():
-            replies = await self.hub.read_script(
-                keys=[k.ids], args=[k.device_prefix, k.attributes_prefix, *ids]
+            replies = await reading(
+                lambda: self.hub.read_script(
+                    keys=[k.ids], args=[k.device_prefix, k.attributes_prefix, *ids]
+                )
             )
         now = int(replies[0]) + int(replies[1]) / 1_000_000
         if self.hub.script_clock is not None:
@@ -77,8 +79,10 @@ class DeviceReads:
     async def _ids(self, after: str | None, limit: int) -> list[str]:
         start = "(" + after if after is not None else "-"
         with translated():
-            ids: list[str] = await self.hub.redis.zrangebylex(
-                self.hub.keys.ids, start, "+", start=0, num=limit
+            ids: list[str] = await reading(
+                lambda: self.hub.redis.zrangebylex(
+                    self.hub.keys.ids, start, "+", start=0, num=limit
+                )
             )
         return ids
 

@@ -205,6 +205,31 @@ async def test_a_batch_applies_each_item_and_returns_refusals_in_place(fleet: Fl
     assert await hub.device_count() == 3
 
 
+async def test_a_batch_answered_with_statuses_is_the_same_batch(fleet: Fleet) -> None:
+    hub = fleet.hub
+    await hub.heartbeat("full", attributes={f"k{i}": i for i in range(256)})
+    await hub.heartbeat("back")
+    await hub.apply("back", Observation(Source.DISCONNECT))
+    await hub.heartbeat("beating")
+    statuses = await hub.heartbeat_statuses(
+        [
+            ("full", {"x": 1}, None),
+            ("beating", None, None),
+            ("back", None, None),
+            ("new", None, None),
+        ]
+    )
+    assert isinstance(statuses[0], InvalidInput)
+    assert statuses[0].code == "too_many_attributes"
+    # The hot path (an online device), a device coming back, a first heartbeat.
+    assert statuses[1:] == [Status.ONLINE, Status.ONLINE, Status.ONLINE]
+    for device_id in ("beating", "back", "new"):
+        record, _ = await hub.read_device(device_id)
+        assert (record.state.status, record.state.last_seen) == (Status.ONLINE, T0)
+    fleet.clock.advance(10.5)  # "beating" is stale now, its deadline not yet swept
+    assert await hub.heartbeat_statuses([("beating", None, None)]) == [Status.ONLINE]
+
+
 # --------------------------------------------------------------------- devices
 
 

@@ -314,7 +314,7 @@ async def test_a_failing_hub_answers_alike(tmp_path: Path, failure: Any) -> None
 
     def patch(hub: Hub) -> None:
         hub.heartbeat = failure  # type: ignore[method-assign]
-        hub.heartbeats = failure  # type: ignore[method-assign]
+        hub.heartbeat_statuses = failure  # type: ignore[method-assign]
 
     overrides = {"open": True, "profiles": UNLIMITED}
     fast = await _run(tmp_path, True, requests, hub_patch=patch, **overrides)

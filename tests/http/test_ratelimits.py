@@ -139,7 +139,7 @@ async def test_a_failing_store_answer_passes_through_a_rewritten_batch(
     async def busy(*args: object, **kwargs: object) -> object:
         raise Unavailable("the store did not confirm the write in time", code="store_busy")
 
-    monkeypatch.setattr(running.hub, "heartbeats", busy)
+    monkeypatch.setattr(running.hub, "heartbeat_statuses", busy)
     body = {"heartbeats": [{"device_id": "slow"}, {"device_id": "slow"}]}
     async with running.admin_client() as admin:
         answer = await admin.post("/v1/heartbeats", json=body)

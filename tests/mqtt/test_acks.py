@@ -25,15 +25,15 @@ async def test_pubacks_follow_the_hub_call_on_the_connection_of_origin(tmp_path:
         bridge = MqttBridge(hub, settings, hub.metrics.registry)
         first, second = FakeFeed(), FakeFeed()
         acked_when_applied: list[list[int]] = []
-        real = hub.heartbeats
+        real = hub.heartbeat_statuses
 
-        async def heartbeats(
+        async def heartbeat_statuses(
             items: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[str, Any] | None]],
         ) -> Sequence[object]:
             acked_when_applied.append(first.acked + second.acked)
             return await real(items)
 
-        hub.heartbeats = heartbeats  # type: ignore[method-assign]
+        hub.heartbeat_statuses = heartbeat_statuses  # type: ignore[method-assign]
         await bridge._apply_chunks(
             [
                 (first, [("p/a/heartbeat", b"", False, 5), ("p/b/heartbeat", b"", False, 0)]),

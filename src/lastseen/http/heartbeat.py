@@ -46,7 +46,7 @@ from lastseen.http.answers import (
 from lastseen.http.auth import Guard
 from lastseen.http.responses import error
 from lastseen.hub.api import HubAPI
-from lastseen.hub.core import BeatResult, check_device_id
+from lastseen.hub.core import check_device_id
 from lastseen.presence import Status
 from lastseen.security import Kind, Role, Security, allows
 
@@ -66,7 +66,6 @@ _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:@-
 _plain = frozenset(_ALPHABET).issuperset
 _ALPHABET_BYTES = _ALPHABET.encode()
 _device_id = operator.itemgetter("device_id")
-_status = operator.attrgetter("status")
 
 Item = tuple[str, dict[str, Any] | None, dict[str, float] | None]
 
@@ -159,10 +158,8 @@ async def heartbeats(hub: HubAPI, scope: Scope, receive: Receive, send: Send) ->
     if ids is None:
         await _json(send, await _judged(hub, items))
         return
-    results = await hub.heartbeats(list(zip(ids, repeat(None), repeat(None))))
-    if set(map(type, results)) == {BeatResult} and list(map(_status, results)).count(
-        Status.ONLINE
-    ) == len(results):
+    results = await hub.heartbeat_statuses(list(zip(ids, repeat(None), repeat(None))))
+    if results.count(Status.ONLINE) == len(results):
         await _json(send, online_batch(ids))
         return
     await _json(send, _answered(hub, ids, results, []))
@@ -189,14 +186,14 @@ async def _judged(hub: HubAPI, items: list[Any]) -> bytes:
             given = item.get("device_id") if isinstance(item, dict) else None
             given = given if isinstance(given, str) else None
             refused.append((index, refusal_json(given, exc.code, exc.message)))
-    results = await hub.heartbeats(accepted)
+    results = await hub.heartbeat_statuses(accepted)
     return _answered(hub, [item[0] for item in accepted], results, refused)
 
 
 def _answered(
     hub: HubAPI,
     ids: list[str],
-    results: list[BeatResult | InvalidInput],
+    results: list[Status | InvalidInput],
     refused: list[tuple[int, str]],
 ) -> bytes:
     """The batch's answer: the hub's results for ``ids``, ``refused`` put back in place."""
@@ -210,7 +207,7 @@ def _answered(
             count(1.0, result.code)
             append(refusal_json(device_id, result.code, result.message))
         else:
-            append(item_json(device_id, result.status))
+            append(item_json(device_id, result))
     # In ascending order every earlier slot is already in place.
     for index, answer in refused:
         out.insert(index, answer)

@@ -79,6 +79,11 @@ class HubAPI(Protocol):
         """Many heartbeats at once; a refused item comes back as its error."""
         ...
 
+    async def heartbeat_statuses(self, items: Sequence[BatchItem]) -> list[Status | InvalidInput]:
+        """``heartbeats`` answered with each device's status after its heartbeat (all
+        the batch route and MQTT answer from), which a hub may find cheaper to give."""
+        ...
+
     async def apply(
         self, device_id: str, observation: Observation, *, register: bool = False
     ) -> BeatResult:

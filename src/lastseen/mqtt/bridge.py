@@ -96,7 +96,7 @@ class PresenceHub(Protocol):
         register: bool = ...,
     ) -> object: ...
 
-    async def heartbeats(
+    async def heartbeat_statuses(
         self, items: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[str, Any] | None]]
     ) -> Sequence[object]: ...
 
@@ -447,7 +447,7 @@ class MqttBridge:
 
     async def _beats(self, beats: Sequence[Inbound]) -> None:
         items = [(m.device_id, m.attributes, m.metrics) for m in beats]
-        results = await self._guard(self.hub.heartbeats(items), beats[0])
+        results = await self._guard(self.hub.heartbeat_statuses(items), beats[0])
         if results is None:
             return
         if not isinstance(results, Sequence):

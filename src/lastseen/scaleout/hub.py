@@ -369,6 +369,10 @@ class RedisHub:
         self.metrics.heartbeats.inc(float(applied), Source.HEARTBEAT.value)
         return results
 
+    async def heartbeat_statuses(self, items: Sequence[BatchItem]) -> list[Status | InvalidInput]:
+        results = await self.heartbeats(items)
+        return [r if isinstance(r, InvalidInput) else r.status for r in results]
+
     async def apply(
         self, device_id: str, observation: Observation, *, register: bool = False
     ) -> BeatResult:

@@ -4,6 +4,7 @@ tests, or a real 3-master cluster on loopback ports."""
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -85,11 +86,30 @@ class RedisServer:
         self.stop()
         self.start()
 
+    def pause(self) -> None:
+        """Freeze the process (SIGSTOP): connects still succeed, no command answers."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def calls(self, command: str) -> int:
+        """How many times this server has run ``command`` (INFO commandstats)."""
+        client = redis.Redis(port=self.port, socket_timeout=5)
+        try:
+            stats = client.info("commandstats").get(f"cmdstat_{command}", {})
+        finally:
+            client.close()
+        return int(stats.get("calls", 0))
+
 
 class RedisCluster:
-    """Three masters, no replicas, on three free loopback ports."""
+    """Three masters, no replicas, on three free loopback ports; with ``aof`` each
+    keeps its data across a restart (the nodes' cluster config survives either way)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, aof: bool = False) -> None:
         if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
             pytest.skip("redis-server / redis-cli are not installed")
         self.nodes = [
@@ -100,7 +120,7 @@ class RedisCluster:
                 "--cluster-config-file",
                 str(directory / f"node{i}" / "nodes.conf"),
                 "--appendonly",
-                "no",
+                "yes" if aof else "no",
                 port=_cluster_port(),
             )
             for i in range(3)
@@ -136,6 +156,11 @@ class RedisCluster:
             time.sleep(0.1)
         raise RuntimeError("the cluster did not become ok")
 
+    def node(self, port: int) -> RedisServer:
+        return next(n for n in self.nodes if n.port == port)
+
     def stop(self) -> None:
         for node in self.nodes:
+            if node.proc is not None:
+                node.resume()  # a paused server cannot act on SIGTERM
             node.stop()

@@ -12,14 +12,31 @@ notifications are "auto", the RESP3 default): the next command on one fails with
 on a fresh connection. Writes do not: their error may come after Redis ran them (a
 lost reply), and a script that increments the seq and appends to the stream must not
 run twice, so a write on a dead connection answers 503 and its caller retries.
+
+A cluster client keeps the same promises, which redis-py's defaults break: by default
+``RedisCluster`` repeats every command, writes included, up to 10 more times
+(``cluster_error_retry_attempts``, deprecated in favour of ``retry``; only the count is
+used) on a connection error, a timeout, ``CLUSTERDOWN`` or an uncovered slot, and
+refreshes the topology before each repeat. A heartbeat whose reply timed out would run
+again, and a hanging node would answer 503 only after about 11 timeouts. So
+``Retry(NoBackoff(), 0)``: one attempt. Nothing else is lost by it: MOVED and ASK are
+followed inside that attempt (the node that redirected did not run the command), and
+a connection error still marks the node map stale, so the next command refreshes it
+(``CLUSTER SLOTS``) first and a failover or restart heals without restarting the hub;
+reads go through ``reading`` as on one server. The refresh itself asks the known nodes
+one after another, each with the connect timeout, so it is bounded to ``timeout`` as a
+whole, and its failure (every node gone) is raised as a ``ConnectionError``, an outage
+like any other, instead of redis-py's ``RedisClusterException`` that is no
+``RedisError``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from redis import exceptions as rexc
@@ -62,13 +79,42 @@ def connect(url: str, *, timeout: float = COMMAND_TIMEOUT, cluster: bool = False
     }
     if cluster or is_cluster(url):
         plain = url.replace("+cluster", "", 1)
-        return RedisCluster.from_url(plain, max_connections=MAX_CONNECTIONS, **options)
+        client = cast(
+            _Cluster,
+            _Cluster.from_url(
+                plain, max_connections=MAX_CONNECTIONS, retry=Retry(NoBackoff(), 0), **options
+            ),
+        )
+        client.refresh_timeout = timeout
+        return client
     # A blocking pool: a burst of requests waits (at most ``timeout``) for one of a
     # bounded number of connections instead of failing or opening thousands.
     pool = BlockingConnectionPool.from_url(
         url, max_connections=MAX_CONNECTIONS, timeout=timeout, **options
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
+class _Cluster(RedisCluster):
+    """``RedisCluster`` whose topology refresh takes at most ``refresh_timeout`` and
+    fails as an outage (the module docstring says why)."""
+
+    refresh_timeout = COMMAND_TIMEOUT
+
+    async def initialize(
+        self,
+        additional_startup_nodes_info: list[tuple[str, int]] | None = None,
+        last_failed_node_name: str | None = None,
+    ) -> RedisCluster:
+        try:
+            async with asyncio.timeout(self.refresh_timeout):
+                return await super().initialize(
+                    additional_startup_nodes_info, last_failed_node_name
+                )
+        except TimeoutError as exc:
+            raise rexc.TimeoutError("the cluster's node map could not be refreshed") from exc
+        except rexc.RedisClusterException as exc:
+            raise rexc.ConnectionError(str(exc)) from exc
 
 
 async def reading(call: Callable[[], Awaitable[T]]) -> T:
@@ -90,7 +136,14 @@ async def _ignore(_: Exception) -> None:
 
 
 #: What a Redis outage looks like to redis-py.
-OUTAGE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterDownError, OSError, TimeoutError)
+OUTAGE = (
+    rexc.ConnectionError,
+    rexc.TimeoutError,
+    rexc.ClusterDownError,
+    rexc.SlotNotCoveredError,  # a cluster whose node for a slot is gone from its map
+    OSError,
+    TimeoutError,
+)
 
 
 @contextlib.contextmanager

@@ -7,9 +7,9 @@ answer's JSON. The bare Starlette route of ``bench/ceiling.py`` is measured the 
 way for comparison. Times are CPU time of this process (``time.process_time``), so
 other work on a shared machine inflates them less than wall time, and the loops take
 turns in ``ROUNDS`` short rounds, each keeping its fastest, so load that comes and
-goes biases none of them. The hub's own
-calls (``Hub.heartbeat`` and ``Hub.heartbeats`` awaited directly, no HTTP layer) are
-timed the same way, so what the HTTP layer adds is the difference. ``--keyed`` sends
+goes biases none of them. The hub's own calls (``Hub.heartbeat``, and
+``Hub.heartbeat_statuses`` as the batch route calls it, awaited directly, no HTTP
+layer) are timed the same way, so what the HTTP layer adds is the difference. ``--keyed`` sends
 an ingest key (``Authorization: Bearer``) to a keyed hub instead of using ``--open``.
 ``--profile single|batch`` adds a cProfile of that loop (stdlib only), sorted by own
 time.
@@ -145,7 +145,7 @@ async def measure(
 
             async def hub_batch(part: list[dict[str, Any]]) -> None:
                 for i in range(max(1, len(part) // 1000)):
-                    await hub.heartbeats(item_lists[i % BODIES])
+                    await hub.heartbeat_statuses(item_lists[i % BODIES])
 
             async def ceiling_loop(part: list[dict[str, Any]]) -> None:
                 await drive(ceiling.app, [bare] * len(part), b"")
@@ -206,7 +206,7 @@ def main() -> None:
         ("of which the hub: single", f"{summary['hub_heartbeat_us']:.1f} µs (Hub.heartbeat)"),
         (
             "of which the hub: batched",
-            f"{summary['hub_batched_us_per_heartbeat']:.2f} µs per heartbeat (Hub.heartbeats)",
+            f"{summary['hub_batched_us_per_heartbeat']:.2f} µs a heartbeat (heartbeat_statuses)",
         ),
     ]
     mode = "ingest key" if args.keyed else "open"

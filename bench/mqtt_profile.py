@@ -8,7 +8,7 @@ each timed alone over the same messages (median of 5):
 * topic parse — ``parser.split_topic``; parser — ``parser.decode`` (topic + payload),
   and ``parser.CachedDecoder`` (what the bridge uses: topics memoised);
 * batching — ``plan.waves`` over the decoded batch;
-* hub.heartbeats — the hub's batch call, 2 000 messages a batch, SQLite store;
+* hub.heartbeat_statuses — the hub's batch call, 2 000 messages a batch, SQLite store;
 * bridge.apply — parser + batching + hub + counting, as the bridge runs them.
 
     .venv/bin/python -m bench.mqtt_profile --messages 100000   # or bench.mqtt_ingest --profile
@@ -96,14 +96,14 @@ async def hub_stages(publishes: list[codec.Publish], devices: int) -> dict[str, 
 
             async def beats() -> None:
                 for batch in items:
-                    await hub.heartbeats(batch)
+                    await hub.heartbeat_statuses(batch)
 
             async def applied() -> None:
                 for start in range(0, n, BATCH):
                     await bridge.apply(publishes[start : start + BATCH])
 
             costs: dict[str, float] = {}
-            for name, work in (("hub.heartbeats", beats), ("bridge.apply", applied)):
+            for name, work in (("hub.heartbeat_statuses", beats), ("bridge.apply", applied)):
                 runs = []
                 for _ in range(REPEAT):
                     started = time.perf_counter()

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from lastseen.errors import ConfigError
-from lastseen.settings import load_settings
+from lastseen.presence import Profile, ProfileRegistry
+from lastseen.settings import Settings, load_settings
 
 
 def test_defaults_match_the_product_contract() -> None:
@@ -109,3 +110,21 @@ def test_bad_config_files_are_refused_with_the_place(
         load_settings({"config": str(config)}, environ={})
     assert message in refused.value.message
     assert str(config) in refused.value.message
+
+
+def test_thresholds_given_in_code_are_the_default_profiles() -> None:
+    made = Settings(stale_after=3600.0, offline_after=7200.0, max_per_minute=5)
+    assert made.default_profile == Profile(
+        stale_after=3600.0, offline_after=7200.0, max_per_minute=5
+    )
+    assert (
+        made.default_profile
+        == load_settings(
+            {"stale_after": "3600", "offline_after": "7200", "max_per_minute": "5"}, environ={}
+        ).default_profile
+    )
+    fast = Profile(name="fast", stale_after=1.0, offline_after=2.0)
+    own = Settings(stale_after=9.0, profiles=ProfileRegistry([Profile(stale_after=5.0), fast]))
+    assert own.default_profile.stale_after == 5.0  # a default profile given wins
+    assert Settings(stale_after=9.0, profiles=ProfileRegistry([fast])).profiles.get("fast") == fast
+    assert Settings().default_profile == Profile()

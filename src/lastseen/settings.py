@@ -132,6 +132,19 @@ class Settings:
     alerts: tuple[AlertRule, ...] = field(default=(), compare=False)
     profiles: ProfileRegistry = field(default_factory=ProfileRegistry, compare=False)
 
+    def __post_init__(self) -> None:
+        # Settings made in code with thresholds and no default profile of their own:
+        # the thresholds are the default profile's, as ``load_settings`` makes them
+        # (else they would be kept here and silently never used).
+        given = Profile(
+            stale_after=self.stale_after,
+            offline_after=self.offline_after,
+            min_interval=self.min_interval,
+            max_per_minute=self.max_per_minute,
+        )
+        if self.profiles.default == Profile() and given != Profile():
+            object.__setattr__(self, "profiles", ProfileRegistry([*self.profiles, given]))
+
     @property
     def default_profile(self) -> Profile:
         return self.profiles.default

@@ -143,15 +143,15 @@ class DeviceReads:
         a transition made during the scan may be both in the answer and after the seq
         (a consumer seeding from it sees a status it already has, which changes nothing)."""
         seq = await self.hub.current_seq()
-        wanted = set(statuses)
+        wanted, asked = set(statuses), set(ids)
         out: list[DeviceStatus] = []
-        async for page in self._pages(bool(wanted), list(ids)):
+        async for page in self._pages(bool(wanted), sorted(asked)):
             records, _ = await self.records(page)
             for record in records:
                 if record is None:
                     continue
                 state = record.state
-                if state.status in wanted or record.id in ids:
+                if state.status in wanted or record.id in asked:
                     out.append(
                         (record.id, record.labels, record.profile, state.status, state.since)
                     )

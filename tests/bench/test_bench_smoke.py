@@ -144,6 +144,16 @@ def test_restart(tmp_path: Path) -> None:
     assert run["transitions"] == 2 * 1000
 
 
+@pytest.mark.timeout(30)
+def test_restart_with_an_alert_rule(tmp_path: Path) -> None:
+    result = run_bench(
+        tmp_path, "restart", "--devices", "1000", "--runs", "1", "--alert-rule", "3600",
+        "--stale-after", "0.5", "--offline-after", "1", "--timeout", "30",
+    )  # fmt: skip
+    assert result["summary"]["alert_rule_seconds"] == 3600.0
+    assert result["runs"][0]["transitions"] == 2 * 1000
+
+
 @pytest.mark.timeout(60)
 def test_restart_on_a_setup_written_with_the_store_and_reused(tmp_path: Path) -> None:
     data = tmp_path / "setup"
@@ -283,3 +293,30 @@ def test_scaleout_fleet(tmp_path: Path, redis_url: str) -> None:
     assert two["redis_state_bytes_per_device"] > 0
     assert two["serve_s"] > 0
     assert two.keys() >= {"ws_p99_ms", "sse_p99_ms", "first_read_s", "instance_rss_growth_mib"}
+
+
+@pytest.mark.timeout(60)
+def test_scaleout(tmp_path: Path, redis_url: str) -> None:
+    result = run_bench(
+        tmp_path, "scaleout", "--instances", "2", "--runs", "1", "--devices", "300",
+        "--lag-devices", "100", "--seconds", "1", "--redis", redis_url,
+        bound=50.0,
+    )  # fmt: skip
+    two = result["summary"]["instances_2"]
+    assert two["heartbeats_per_s"] > 0
+    assert two["lag_p99_ms"] >= two["lag_p50_ms"] > 0
+    assert result["summary"]["scripts"]["evalsha_us"] > 0
+
+
+@pytest.mark.timeout(60)
+def test_notify_scaleout(tmp_path: Path, redis_url: str, postgres_dsn: str) -> None:
+    # The benchmark makes (and drops) a database of its own next to ``postgres_dsn``'s.
+    result = run_bench(
+        tmp_path, "notify_scaleout", "--instances", "2", "--runs", "1", "--devices", "200",
+        "--redis", redis_url,
+        bound=50.0,
+    )  # fmt: skip
+    two = result["summary"]["instances_2"]
+    assert (two["duplicates"], two["missing"]) == (0, 0)
+    assert two["deliveries_per_s"] > 0
+    assert result["runs"][0]["received"] == 200

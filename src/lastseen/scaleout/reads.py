@@ -117,12 +117,7 @@ class DeviceReads:
         seq = await self.hub.current_seq()
         devices: list[dict[str, Any]] = []
         statuses = stream_filter.statuses
-        cursor: str | None = None
-        while True:
-            ids = await self._ids(cursor, _PAGE)
-            if not ids:
-                break
-            cursor = ids[-1]
+        async for ids in self._every_page():
             records, now = await self.records(ids)
             for record in records:
                 if record is None or not stream_filter.matches_device(record.id, record.labels):
@@ -131,8 +126,6 @@ class DeviceReads:
                 if statuses and viewed.state.status not in statuses:
                     continue
                 devices.append(device_json(viewed, profile))
-            if len(ids) < _PAGE:
-                break
         return seq, devices
 
     async def read_statuses(
@@ -145,7 +138,8 @@ class DeviceReads:
         seq = await self.hub.current_seq()
         wanted, asked = set(statuses), set(ids)
         out: list[DeviceStatus] = []
-        async for page in self._pages(bool(wanted), sorted(asked)):
+        pages = self._every_page() if wanted else _chunks(sorted(asked))
+        async for page in pages:
             records, _ = await self.records(page)
             for record in records:
                 if record is None:
@@ -157,17 +151,19 @@ class DeviceReads:
                     )
         return seq, out
 
-    async def _pages(self, everyone: bool, ids: list[str]) -> AsyncIterator[list[str]]:
-        if not everyone:
-            for start in range(0, len(ids), _PAGE):
-                yield ids[start : start + _PAGE]
-            return
+    async def _every_page(self) -> AsyncIterator[list[str]]:
+        """Every device id, in pages of ``_PAGE`` by id."""
         cursor: str | None = None
         while page := await self._ids(cursor, _PAGE):
             yield page
             cursor = page[-1]
             if len(page) < _PAGE:
                 return
+
+
+async def _chunks(ids: list[str]) -> AsyncIterator[list[str]]:
+    for start in range(0, len(ids), _PAGE):
+        yield ids[start : start + _PAGE]
 
 
 def _matches(record: DeviceRecord, query: DeviceQuery) -> bool:
